@@ -1,0 +1,311 @@
+"""Backend layer: array namespaces, devices, dtypes, and moving data between them.
+
+Everything numeric in xpnet is written against the Array API namespace of its input
+arrays. This module is the single place that knows how to *find* that namespace, how to
+name a backend (``"numpy"``, ``"cupy"``, ``"torch"``, ``"array_api_strict"``, ``"jax"``),
+and how to move host (NumPy) data onto a backend and back. It is the bottom of the
+dependency graph: nothing here imports another xpnet module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "namespace_of",
+    "device_of",
+    "get_namespace",
+    "backend_name",
+    "resolve_dtype",
+    "dtype_name",
+    "asarray",
+    "to_numpy",
+    "to_device",
+    "default_device",
+    "supports_inplace",
+    "check_same_backend",
+    "is_array",
+]
+
+Namespace = Any
+Array = Any
+
+# array_namespace() costs about a microsecond; the result depends only on the array
+# type for every backend we support, so a per-type cache turns it into a dict lookup.
+# This matters for tiny models (XOR) where a step is a few dozen microseconds.
+_NS_BY_TYPE: dict[type, Namespace] = {}
+
+_BACKEND_MODULES = {
+    "numpy": "numpy",
+    "cupy": "cupy",
+    "torch": "torch",
+    "array_api_strict": "array_api_strict",
+    "jax": "jax.numpy",
+}
+_ALIASES = {"np": "numpy", "cp": "cupy", "pytorch": "torch", "strict": "array_api_strict"}
+
+
+def is_array(x: object) -> bool:
+    """Return True when ``x`` is an array of a namespace xpnet can work with."""
+    return array_api_compat.is_array_api_obj(x)
+
+
+def namespace_of(*arrays: Array) -> Namespace:
+    """Return the Array API namespace shared by ``arrays``.
+
+    Parameters
+    ----------
+    *arrays
+        One or more arrays. Python scalars and ``None`` are ignored.
+
+    Raises
+    ------
+    TypeError
+        When an argument is not an array, or when arrays come from different namespaces
+        (for example a NumPy input to a model moved to torch).
+    """
+    xp = None
+    first = None
+    for a in arrays:
+        if a is None or isinstance(a, (int, float, bool)):
+            continue
+        t = type(a)
+        ns = _NS_BY_TYPE.get(t)
+        if ns is None:
+            try:
+                ns = array_api_compat.array_namespace(a)
+            except TypeError as exc:
+                raise TypeError(
+                    f"expected an array of an Array API namespace (numpy, cupy, torch, "
+                    f"array_api_strict, ...), got {t.__module__}.{t.__qualname__}. "
+                    f"Hint: convert it with xpnet.asarray(data, backend=...)."
+                ) from exc
+            _NS_BY_TYPE[t] = ns
+        if xp is None:
+            xp, first = ns, a
+        elif ns is not xp:
+            raise TypeError(
+                f"arrays from different backends cannot be mixed: got "
+                f"{backend_name(xp)} ({type(first).__name__}) and {backend_name(ns)} "
+                f"({t.__name__}). Hint: put both on one backend: model.to({backend_name(xp)!r}) "
+                f"moves a model to the input's backend, xpnet.asarray(x, backend={backend_name(ns)!r}) "
+                f"moves an input to the model's."
+            )
+    if xp is None:
+        raise TypeError("expected at least one array, got none")
+    return xp
+
+
+def device_of(x: Array) -> Any:
+    """Return the device an array lives on (``"cpu"`` for NumPy)."""
+    return array_api_compat.device(x)
+
+
+def get_namespace(backend: str | Namespace) -> Namespace:
+    """Return the Array API namespace for a backend name or namespace.
+
+    Parameters
+    ----------
+    backend
+        ``"numpy"``, ``"cupy"``, ``"torch"``, ``"array_api_strict"`` or ``"jax"`` (case
+        insensitive), or a namespace / module such as ``numpy`` or ``torch``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name.
+    ImportError
+        When the backend's library is not installed.
+    """
+    if isinstance(backend, str):
+        key = backend.strip().lower()
+        key = _ALIASES.get(key, key)
+        if key not in _BACKEND_MODULES:
+            raise ValueError(
+                f"unknown backend {backend!r}; expected one of "
+                f"{sorted(_BACKEND_MODULES)} or an array namespace"
+            )
+        try:
+            module = importlib.import_module(_BACKEND_MODULES[key])
+        except ImportError as exc:
+            extra = {"cupy": " (pip install 'xpnet[cuda12]' or 'xpnet[cuda13]')"}.get(key, "")
+            raise ImportError(
+                f"backend {key!r} needs the {key} package, which is not installed{extra}"
+            ) from exc
+        backend = module
+    # A raw module (numpy, torch, cupy) maps to its array-api-compat wrapper; an
+    # already-compliant namespace (array_api_strict, compat wrappers) maps to itself.
+    name = getattr(backend, "__name__", "")
+    if name.startswith("array_api_compat.") or name == "array_api_strict":
+        return backend
+    try:
+        probe = backend.asarray([0.0])
+    except Exception as exc:  # noqa: BLE001 - any failure means "not a namespace"
+        raise TypeError(
+            f"expected a backend name or an array namespace, got {backend!r}"
+        ) from exc
+    return namespace_of(probe)
+
+
+def backend_name(xp: Namespace) -> str:
+    """Short backend name of a namespace: ``"numpy"``, ``"torch"``, ..."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    if array_api_compat.is_jax_namespace(xp):
+        return "jax"
+    return getattr(xp, "__name__", repr(xp))
+
+
+def resolve_dtype(xp: Namespace, dtype: Any) -> Any:
+    """Turn ``"float32"``, ``"float64"``, a NumPy dtype or an ``xp`` dtype into ``xp``'s dtype."""
+    if dtype is None:
+        return xp.float32
+    if isinstance(dtype, str):
+        name = dtype
+    elif isinstance(dtype, (np.dtype, type)) and dtype in (np.float32, np.float64, np.float16):
+        name = np.dtype(dtype).name
+    else:
+        name = None
+        for cand in ("float32", "float64", "float16", "int64", "int32", "bool"):
+            if hasattr(xp, cand) and dtype == getattr(xp, cand):
+                return dtype
+    if name is None or not hasattr(xp, name):
+        raise TypeError(
+            f"unsupported dtype {dtype!r}; expected 'float32' or 'float64' "
+            f"(or the backend's own float dtype)"
+        )
+    return getattr(xp, name)
+
+
+def dtype_name(dtype: Any) -> str:
+    """Portable name of a dtype (``"float32"``), whatever namespace it belongs to."""
+    text = str(dtype)
+    for cand in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"):
+        if cand in text:
+            return cand
+    return text
+
+
+def default_device(xp: Namespace) -> Any:
+    """The default device of a namespace (``"cpu"`` for NumPy)."""
+    return xp.__array_namespace_info__().default_device()
+
+
+def asarray(
+    data: Any,
+    backend: str | Namespace | None = None,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+) -> Array:
+    """Move host data (NumPy arrays, lists, scalars) or an array onto a backend and device.
+
+    Parameters
+    ----------
+    data
+        Host data or an array of any backend.
+    backend
+        Target backend name or namespace; default NumPy.
+    device
+        Target device (``"cuda:1"``, ``array_api_strict.Device("device1")``); default
+        the namespace's default device.
+    dtype
+        ``"float32"``, ``"float64"`` or a dtype; default keeps the data's dtype.
+
+    Returns
+    -------
+    array
+        An array of ``backend`` on ``device``. Host data is copied exactly: the same
+        numbers arrive on every backend.
+    """
+    xp = get_namespace("numpy" if backend is None else backend)
+    if is_array(data) and namespace_of(data) is not xp:
+        data = to_numpy(data)
+    elif not is_array(data):
+        data = np.asarray(data)
+        # Python floats become float64 on the host; keep that unless dtype says otherwise.
+    target_dtype = None if dtype is None else resolve_dtype(xp, dtype)
+    if isinstance(data, np.ndarray) and target_dtype is not None:
+        # Cast on the host so every backend receives bit-identical values.
+        data = data.astype(dtype_name(target_dtype), copy=False)
+    kwargs = {}
+    if device is not None:
+        kwargs["device"] = device
+    if target_dtype is not None:
+        kwargs["dtype"] = target_dtype
+    if array_api_compat.is_array_api_strict_namespace(xp) and isinstance(data, np.ndarray):
+        # array_api_strict accepts buffers; a contiguous copy avoids negative strides.
+        data = np.ascontiguousarray(data)
+    return xp.asarray(data, **kwargs)
+
+
+def to_device(x: Array, device: Any) -> Array:
+    """Move an array to another device of the same backend."""
+    if device is None or device == device_of(x):
+        return x
+    return array_api_compat.to_device(x, device)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any backend (or host data) to a NumPy array on the host.
+
+    This synchronises with the device: call it in loops, metrics and logging only.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if not is_array(x):
+        return np.asarray(x)
+    if array_api_compat.is_numpy_array(x):
+        return np.asarray(x)
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_array_api_strict_namespace(namespace_of(x)):
+        import array_api_strict
+
+        return np.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+    if array_api_compat.is_jax_array(x):
+        return np.asarray(x)
+    return np.from_dlpack(x)
+
+
+def supports_inplace(x: Array) -> bool:
+    """True when ``x`` may be updated in place (``x -= y``); False for JAX and read-only arrays."""
+    return array_api_compat.is_writeable_array(x)
+
+
+def check_same_backend(x: Array, ref: Array, *, who: str) -> Namespace:
+    """Check that input ``x`` can be combined with ``ref`` (a parameter) and return ``xp``.
+
+    Raises
+    ------
+    TypeError
+        Different namespaces, or different dtypes.
+    ValueError
+        Different devices.
+    """
+    xp = namespace_of(x, ref)
+    dx, dr = device_of(x), device_of(ref)
+    if dx != dr:
+        raise ValueError(
+            f"{who}: input is on device {dx!r} but the parameters are on {dr!r}. "
+            f"Hint: model.to({backend_name(xp)!r}, device={dx!r}) or move the input."
+        )
+    if x.dtype != ref.dtype:
+        raise TypeError(
+            f"{who}: input dtype {dtype_name(x.dtype)} does not match the parameters' "
+            f"dtype {dtype_name(ref.dtype)}. Hint: model.to(dtype={dtype_name(x.dtype)!r}) "
+            f"or xpnet.asarray(x, dtype={dtype_name(ref.dtype)!r})."
+        )
+    return xp

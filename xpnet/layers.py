@@ -1,0 +1,275 @@
+"""Layers: ``Linear``, ``Sequential``, ``Identity``, ``Flatten``, ``Dropout``.
+
+Layouts and defaults are torch's, so weights copy across unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import _backend, init
+from .module import Module, Parameter
+from .random import resolve_generator
+
+__all__ = ["Linear", "Sequential", "Identity", "Flatten", "Dropout"]
+
+Array = Any
+
+
+def _host_param(values: np.ndarray, dtype: Any) -> Parameter:
+    name = "float32" if dtype is None else _backend.dtype_name(dtype)
+    if name not in ("float32", "float64", "float16"):
+        raise TypeError(f"parameters must be floating point, got dtype {dtype!r}")
+    return Parameter(values.astype(name))
+
+
+class Linear(Module):
+    """Affine layer ``y = x Wᵀ + b``.
+
+    Parameters
+    ----------
+    in_features, out_features
+        Sizes of each input and output sample.
+    bias
+        Learn an additive bias (default True).
+    dtype
+        ``"float32"`` (default) or ``"float64"``.
+    generator
+        ``numpy.random.Generator`` or int seed for the initial weights; default the
+        generator seeded by :func:`xpnet.manual_seed`.
+
+    Shape
+    -----
+    Input ``(*, in_features)``, output ``(*, out_features)``. ``weight`` is
+    ``(out_features, in_features)`` and ``bias`` is ``(out_features,)``, as in torch.
+
+    Notes
+    -----
+    Forward: ``z = x Wᵀ + b``. Backward, with δ = dL/dz (one row per sample)::
+
+        dW = δᵀ x        (the lecture's δ hᵀ, summed over the batch)
+        db = Σ_batch δ
+        dx = δ W         (Wᵀ δ per sample: the δ recursion before the σ′ factor)
+
+    Initialization is torch's: weight and bias from U(-1/√in, 1/√in).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        dtype: Any = None,
+        generator: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        for label, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+                raise ValueError(f"Linear: {label} must be a positive int, got {n!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        g = resolve_generator(generator)
+        self.weight = _host_param(
+            init.fan_in_uniform((self.out_features, self.in_features), generator=g), dtype
+        )
+        if bias:
+            self.bias = _host_param(
+                init.fan_in_uniform((self.out_features,), fan_in=self.in_features, generator=g), dtype
+            )
+        else:
+            self.register_parameter("bias", None)
+        self._cache: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        w = self.weight.data
+        _backend.check_same_backend(x, w, who="Linear")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear: expected input of shape (*, {self.in_features}), got "
+                f"{tuple(x.shape)}. Hint: flatten images with Flatten() or check in_features"
+            )
+        y = x @ w.T
+        if self.bias is not None:
+            y += self.bias.data
+        self._cache = x if self.training else None
+        return y
+
+    def backward(self, dy: Array) -> Array:
+        x = self._cache
+        if x is None:
+            raise self._missing_cache()
+        self._cache = None
+        w = self.weight.data
+        if tuple(dy.shape) != (*x.shape[:-1], self.out_features):
+            raise ValueError(
+                f"Linear.backward: expected dy of shape {(*x.shape[:-1], self.out_features)}, "
+                f"got {tuple(dy.shape)}"
+            )
+        if x.ndim == 1:
+            x2, dy2 = x[None, :], dy[None, :]
+        elif x.ndim == 2:
+            x2, dy2 = x, dy
+        else:
+            xp = _backend.namespace_of(x)
+            x2 = xp.reshape(x, (-1, self.in_features))
+            dy2 = xp.reshape(dy, (-1, self.out_features))
+        if self.weight.requires_grad:
+            self.weight.accumulate_grad(dy2.T @ x2)
+        if self.bias is not None and self.bias.requires_grad:
+            xp = _backend.namespace_of(dy2)
+            self.bias.accumulate_grad(xp.sum(dy2, axis=0))
+        return dy @ w
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Identity(Module):
+    """``y = x``; backward passes ``dy`` through."""
+
+    def forward(self, x: Array) -> Array:
+        _backend.namespace_of(x)
+        self._cache = True if self.training else None
+        return x
+
+    def backward(self, dy: Array) -> Array:
+        if self.__dict__.get("_cache") is None:
+            raise self._missing_cache()
+        self._cache = None
+        return dy
+
+
+class Flatten(Module):
+    """Flatten dimensions ``start_dim..end_dim`` (torch defaults 1 and -1).
+
+    Shape
+    -----
+    Input ``(N, *dims)``, output ``(N, prod(dims))`` with the defaults.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+        self._cache: tuple[int, ...] | None = None
+
+    def forward(self, x: Array) -> Array:
+        xp = _backend.namespace_of(x)
+        shape = tuple(x.shape)
+        nd = len(shape)
+        start = self.start_dim % nd if nd else 0
+        end = self.end_dim % nd if nd else 0
+        if nd == 0 or start > end:
+            raise ValueError(
+                f"Flatten: cannot flatten dims {self.start_dim}..{self.end_dim} of an input "
+                f"with shape {shape}"
+            )
+        new = shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :]
+        self._cache = shape if self.training else None
+        return xp.reshape(x, new)
+
+    def backward(self, dy: Array) -> Array:
+        shape = self._cache
+        if shape is None:
+            raise self._missing_cache()
+        self._cache = None
+        return _backend.namespace_of(dy).reshape(dy, shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask is drawn on the host from a NumPy generator and moved to the input's device,
+    so every backend drops the same units for the same seed. Identity in eval mode.
+
+    Notes
+    -----
+    Forward ``y = x ⊙ m / (1-p)``; backward ``dx = dy ⊙ m / (1-p)``.
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self._generator = generator
+        self._cache: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        xp = _backend.namespace_of(x)
+        if not self.training or self.p == 0.0:
+            self._cache = None
+            return x
+        keep = resolve_generator(self._generator).random(tuple(x.shape)) >= self.p
+        scale = (keep / (1.0 - self.p)).astype(_backend.dtype_name(x.dtype))
+        mask = _backend.asarray(scale, xp, device=_backend.device_of(x))
+        self._cache = mask
+        return x * mask
+
+    def backward(self, dy: Array) -> Array:
+        if self.p == 0.0 and self.training:
+            return dy
+        mask = self._cache
+        if mask is None:
+            raise self._missing_cache()
+        self._cache = None
+        return dy * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Chain of modules: forward in order, backward in reverse.
+
+    ``Sequential(Linear(2, 3), Sigmoid(), Linear(3, 1))`` names its parameters
+    ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ... as torch does. An ``OrderedDict`` of
+    named modules is accepted too.
+    """
+
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+        self._layers = tuple(self._modules.values())
+
+    def add_module(self, name: str, module: Module) -> None:
+        super().add_module(name, module)
+        object.__setattr__(self, "_layers", tuple(self._modules.values()))
+
+    def append(self, module: Module) -> Sequential:
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._layers)
+
+    def __getitem__(self, idx: int | slice) -> Module:
+        if isinstance(idx, slice):
+            return Sequential(*self._layers[idx])
+        return self._layers[idx]
+
+    def forward(self, x: Array) -> Array:
+        for layer in self._layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy: Array) -> Array:
+        for layer in reversed(self._layers):
+            dy = layer.backward(dy)
+        return dy

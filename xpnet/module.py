@@ -1,0 +1,345 @@
+"""``Parameter`` and ``Module``: the explicit forward/backward protocol.
+
+A module's :meth:`Module.forward` computes its output and, in training mode, keeps what
+its :meth:`Module.backward` will need (the lecture's "store h̃ and h in the forward pass").
+``backward(dy)`` takes dL/dy, returns dL/dx and *adds* into each ``Parameter.grad``, so
+two forward/backward pairs without :meth:`Module.zero_grad` sum their gradients, as in
+torch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator, Mapping
+
+from . import _backend
+
+__all__ = ["Parameter", "Module"]
+
+Array = Any
+
+
+class Parameter:
+    """A trainable array and its gradient.
+
+    Parameters
+    ----------
+    data
+        The array (any backend).
+    requires_grad
+        When False, optimizers skip this parameter and layers may skip its gradient.
+
+    Attributes
+    ----------
+    data
+        The current value.
+    grad
+        dL/d(data), accumulated by ``backward``; ``None`` until the first backward or after
+        ``zero_grad()``.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad")
+
+    def __init__(self, data: Array, requires_grad: bool = True) -> None:
+        if not _backend.is_array(data):
+            raise TypeError(
+                f"Parameter: expected an array, got {type(data).__name__}. "
+                f"Hint: xpnet.asarray(values, dtype='float32')"
+            )
+        self.data = data
+        self.grad: Array | None = None
+        self.requires_grad = bool(requires_grad)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Any:
+        return _backend.device_of(self.data)
+
+    def accumulate_grad(self, g: Array) -> None:
+        """Add ``g`` into ``grad`` (in place where the backend allows it).
+
+        ``g`` must be a fresh array owned by the caller's layer: the first call keeps a
+        reference instead of copying it.
+        """
+        if self.grad is None:
+            self.grad = g
+        elif _backend.supports_inplace(self.grad):
+            self.grad += g
+        else:  # immutable backends (JAX): rebind
+            self.grad = self.grad + g
+
+    def __repr__(self) -> str:
+        return (
+            f"Parameter(shape={self.shape}, dtype={_backend.dtype_name(self.dtype)}, "
+            f"backend={_backend.backend_name(_backend.namespace_of(self.data))}, "
+            f"device={self.device!r})"
+        )
+
+
+class Module:
+    """Base class of every layer, activation and container.
+
+    Subclasses implement :meth:`forward` and :meth:`backward`. Assigning a
+    :class:`Parameter` or a :class:`Module` to an attribute registers it, as in torch,
+    so :meth:`named_parameters` yields dotted names such as ``"0.weight"``.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params = self.__dict__.get("_parameters")
+        if params is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: call super().__init__() before assigning attributes"
+            )
+        if isinstance(value, Parameter):
+            self._modules.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            self._modules[name] = value
+        else:
+            if name in params:
+                if value is not None:
+                    raise TypeError(
+                        f"cannot assign {type(value).__name__} to parameter {name!r}; "
+                        f"assign a Parameter or set .data"
+                    )
+                del params[name]
+            self._modules.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` under ``name`` (``None`` registers nothing, like a missing bias)."""
+        if param is None:
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, param)
+
+    def add_module(self, name: str, module: Module) -> None:
+        """Register a child module under ``name``."""
+        if not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} is a {type(module).__name__}, not a Module")
+        setattr(self, name, module)
+
+    # ------------------------------------------------------------------ protocol
+
+    def forward(self, x: Array) -> Array:
+        """Compute the output; in training mode also store what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def backward(self, dy: Array) -> Array:
+        """Given dL/dy, accumulate parameter gradients and return dL/dx."""
+        raise NotImplementedError(f"{type(self).__name__} must implement backward()")
+
+    def __call__(self, x: Array) -> Array:
+        return self.forward(x)
+
+    def _missing_cache(self) -> RuntimeError:
+        why = (
+            "the last forward ran in eval mode, which stores nothing for backward; call "
+            "model.train() first"
+            if not self.training
+            else "call forward() (in training mode) before each backward()"
+        )
+        return RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; {why}")
+
+    # ------------------------------------------------------------------ traversal
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(dotted_name, parameter)`` pairs, each parameter once."""
+        seen: set[int] = set()
+        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mod_name, mod in mods:
+            for name, p in mod._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    # ------------------------------------------------------------------ state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset gradients: to ``None`` (default, as torch) or to zeros in place."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none or not _backend.supports_inplace(p.grad):
+                p.grad = None
+            else:
+                p.grad[...] = 0.0
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode on this module and its children; returns ``self``."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+            if not mode:
+                m._clear_cache()
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: forward stores nothing, dropout is off."""
+        return self.train(False)
+
+    def _clear_cache(self) -> None:
+        """Drop whatever forward stored for backward (overridden by layers that store)."""
+        if "_cache" in self.__dict__:
+            object.__setattr__(self, "_cache", None)
+
+    def to(self, backend: str | Any | None = None, *, device: Any = None, dtype: Any = None) -> Module:
+        """Move every parameter to a backend, device and/or dtype, in place; returns ``self``.
+
+        Parameters
+        ----------
+        backend
+            ``"numpy"``, ``"cupy"``, ``"torch"``, ``"array_api_strict"`` or a namespace;
+            ``None`` keeps the current one.
+        device
+            Target device (``"cuda:0"``, ``array_api_strict.Device("device1")``); ``None``
+            keeps the current device when the backend is unchanged, else the default.
+        dtype
+            ``"float32"`` / ``"float64"`` or a dtype; ``None`` keeps the current one.
+
+        Notes
+        -----
+        Values travel through the host unchanged, so a model moved between backends holds
+        bit-identical parameters. Gradients and stored forward passes are dropped.
+        """
+        for p in self.parameters():
+            cur_xp = _backend.namespace_of(p.data)
+            xp = cur_xp if backend is None else _backend.get_namespace(backend)
+            same_backend = xp is cur_xp
+            dev = device if device is not None else (_backend.device_of(p.data) if same_backend else None)
+            dt = _backend.resolve_dtype(xp, dtype) if dtype is not None else None
+            if same_backend and dev == _backend.device_of(p.data) and (dt is None or dt == p.data.dtype):
+                continue
+            if same_backend:
+                data = _backend.to_device(p.data, dev)
+                if dt is not None and dt != data.dtype:
+                    data = xp.astype(data, dt)
+            else:
+                data = _backend.asarray(
+                    _backend.to_numpy(p.data),
+                    xp,
+                    device=dev,
+                    dtype=dt if dt is not None else _backend.dtype_name(p.data.dtype),
+                )
+            p.data = data
+            p.grad = None
+        for m in self.modules():
+            m._clear_cache()
+        return self
+
+    def state_dict(self) -> OrderedDict[str, Array]:
+        """Ordered mapping of dotted parameter names to their arrays (not copies)."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy values into this module's parameters, keeping their backend and device.
+
+        Values of any backend (or NumPy host arrays) are accepted and moved. Names must
+        match exactly (``strict=True``), shapes always, and dtypes must match the
+        parameters' (cast explicitly, or ``model.to(dtype=...)`` first).
+
+        Raises
+        ------
+        KeyError
+            Missing or unexpected names with ``strict=True``.
+        ValueError
+            A shape mismatch.
+        TypeError
+            A dtype mismatch or a value that is not an array.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}. "
+                f"Hint: the state dict comes from a different architecture, or use strict=False"
+            )
+        staged = {}
+        for name, value in state_dict.items():
+            if name not in own:
+                continue
+            p = own[name]
+            if not _backend.is_array(value):
+                raise TypeError(f"load_state_dict: {name!r} is a {type(value).__name__}, not an array")
+            if tuple(value.shape) != p.shape:
+                raise ValueError(
+                    f"load_state_dict: shape mismatch for {name!r}: checkpoint has "
+                    f"{tuple(value.shape)}, model has {p.shape}"
+                )
+            if _backend.dtype_name(value.dtype) != _backend.dtype_name(p.dtype):
+                raise TypeError(
+                    f"load_state_dict: dtype mismatch for {name!r}: checkpoint has "
+                    f"{_backend.dtype_name(value.dtype)}, model has {_backend.dtype_name(p.dtype)}. "
+                    f"Hint: model.to(dtype={_backend.dtype_name(value.dtype)!r}) before loading"
+                )
+            xp = _backend.namespace_of(p.data)
+            staged[name] = _backend.asarray(
+                _backend.to_numpy(value) if _backend.namespace_of(value) is not xp else value,
+                xp,
+                device=p.device,
+            )
+        # Validate everything before touching any parameter: a failed load changes nothing.
+        for name, data in staged.items():
+            own[name].data = data
+            own[name].grad = None
+
+    # ------------------------------------------------------------------ repr
+
+    def extra_repr(self) -> str:
+        """Arguments shown inside this module's repr (override in subclasses)."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        if not self._modules:
+            return f"{type(self).__name__}({extra})"
+        lines = [f"{type(self).__name__}("]
+        if extra:
+            lines.append(f"  {extra}")
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        lines.append(")")
+        return "\n".join(lines)
