@@ -18,7 +18,8 @@ Fan computation follows torch: for a weight of shape ``(out_features, in_feature
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 

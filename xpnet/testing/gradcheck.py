@@ -10,8 +10,9 @@ backend, so a check exercises the backend's own arithmetic. Usable on your own l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

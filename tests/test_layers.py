@@ -1,0 +1,128 @@
+"""Linear, Flatten, Identity, Dropout, Sequential: values, gradients, errors, torch oracle."""
+
+import numpy as np
+import pytest
+
+from xpnet import Dropout, Flatten, Identity, Linear, Sequential
+from xpnet.testing import gradcheck
+
+# torch.autograd oracle: float64 products of the same numbers differ only by summation
+# order (BLAS blocking), ~1e-16 relative per op; 1e-10 leaves room for accumulation.
+RTOL_F64 = 1e-10
+# float32: unit roundoff 6e-8 times reduction lengths of a few dozen terms.
+RTOL_F32 = 1e-5
+ATOL_F32 = 1e-6
+
+
+def host(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_gradcheck(backend, bias):
+    lin = backend.move(Linear(3, 4, bias=bias, generator=0), dtype="float64")
+    x = backend.asarray(host((5, 3)), dtype="float64")
+    y = lin(x)
+    backend.check(y, dtype="float64", shape=(5, 4))
+    res = gradcheck(lin, x)
+    assert set(res.max_abs_err) == {"input", "weight"} | ({"bias"} if bias else set())
+
+
+def test_linear_accepts_batched_leading_dims(backend):
+    lin = backend.move(Linear(3, 2, generator=0), dtype="float64")
+    x = backend.asarray(host((2, 4, 3)), dtype="float64")
+    backend.check(lin(x), shape=(2, 4, 2))
+    gradcheck(lin, x)
+    x1 = backend.asarray(host((3,)), dtype="float64")
+    backend.check(lin(x1), shape=(2,))
+    gradcheck(lin, x1)
+
+
+def test_flatten_identity_sequential_gradcheck(backend):
+    net = backend.move(Sequential(Flatten(), Identity(), Linear(6, 2, generator=1)), dtype="float64")
+    x = backend.asarray(host((4, 2, 3)), dtype="float64")
+    backend.check(net(x), dtype="float64", shape=(4, 2))
+    gradcheck(net, x)
+
+
+def test_flatten_ranges():
+    f = Flatten(0, 1)
+    assert f(np.zeros((2, 3, 4))).shape == (6, 4)
+    with pytest.raises(ValueError, match="cannot flatten"):
+        Flatten(2, 1)(np.zeros((2, 3, 4)))
+
+
+@pytest.mark.parametrize("dtype, rtol, atol", [("float64", RTOL_F64, 0.0), ("float32", RTOL_F32, ATOL_F32)])
+def test_linear_matches_torch_autograd(backend, dtype, rtol, atol):
+    torch = pytest.importorskip("torch")
+    lin = Linear(5, 3, generator=2)
+    xh, dyh = host((4, 5), 1), host((4, 3), 2)
+    tl = torch.nn.Linear(5, 3).to(getattr(torch, dtype))
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(lin.weight.data.astype(dtype)))
+        tl.bias.copy_(torch.from_numpy(lin.bias.data.astype(dtype)))
+    tx = torch.tensor(xh, dtype=getattr(torch, dtype), requires_grad=True)
+    ty = tl(tx)
+    ty.backward(torch.tensor(dyh, dtype=getattr(torch, dtype)))
+
+    backend.move(lin, dtype=dtype)
+    y = lin(backend.asarray(xh, dtype=dtype))
+    dx = lin.backward(backend.asarray(dyh, dtype=dtype))
+    backend.check(y, dtype=dtype, shape=(4, 3))
+    backend.check(dx, dtype=dtype, shape=(4, 5))
+    for ours, theirs in [
+        (y, ty),
+        (dx, tx.grad),
+        (lin.weight.grad, tl.weight.grad),
+        (lin.bias.grad, tl.bias.grad),
+    ]:
+        np.testing.assert_allclose(backend.to_numpy(ours), theirs.detach().numpy(), rtol=rtol, atol=atol)
+
+
+def test_linear_default_init_matches_torch_bounds():
+    lin = Linear(100, 50, generator=0)
+    bound = 1 / np.sqrt(100)
+    assert np.abs(lin.weight.data).max() <= bound
+    assert np.abs(lin.bias.data).max() <= bound
+    # The draw covers the range (a broken init, e.g. all zeros, would not).
+    assert np.abs(lin.weight.data).max() > 0.9 * bound
+
+
+def test_linear_input_errors():
+    lin = Linear(3, 2)
+    with pytest.raises(ValueError, match=r"expected input of shape \(\*, 3\), got \(4, 5\)"):
+        lin(np.zeros((4, 5), dtype=np.float32))
+    with pytest.raises(TypeError, match="dtype float64 does not match"):
+        lin(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="positive int"):
+        Linear(0, 2)
+    lin(np.zeros((4, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="expected dy of shape"):
+        lin.backward(np.zeros((4, 3), dtype=np.float32))
+
+
+def test_linear_does_not_mutate_inputs(backend):
+    lin = backend.move(Linear(3, 2, generator=0), dtype="float64")
+    xh, dyh = host((4, 3)), host((4, 2), 1)
+    x, dy = backend.asarray(xh, dtype="float64"), backend.asarray(dyh, dtype="float64")
+    lin(x)
+    lin.backward(dy)
+    np.testing.assert_array_equal(backend.to_numpy(x), xh)
+    np.testing.assert_array_equal(backend.to_numpy(dy), dyh)
+
+
+def test_dropout_same_mask_on_every_backend_and_identity_in_eval(backend):
+    x = host((6, 5))
+    ref = Dropout(0.5, generator=np.random.default_rng(3))
+    y_ref = ref(x)
+    d = Dropout(0.5, generator=np.random.default_rng(3))
+    y = d(backend.asarray(x, dtype="float64"))
+    backend.check(y, dtype="float64", shape=(6, 5))
+    np.testing.assert_array_equal(backend.to_numpy(y), y_ref)
+    dx = d.backward(backend.asarray(np.ones((6, 5)), dtype="float64"))
+    np.testing.assert_array_equal(backend.to_numpy(dx) != 0, y_ref != 0)
+    d.eval()
+    xe = backend.asarray(x, dtype="float64")
+    assert d(xe) is xe
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        Dropout(1.0)
