@@ -244,8 +244,9 @@ def asarray(
     if target_dtype is not None:
         kwargs["dtype"] = target_dtype
     if array_api_compat.is_array_api_strict_namespace(xp) and isinstance(data, np.ndarray):
-        # array_api_strict accepts buffers; a contiguous copy avoids negative strides.
-        data = np.ascontiguousarray(data)
+        # array_api_strict accepts buffers; a C-ordered array avoids negative strides.
+        # (np.ascontiguousarray would turn a 0-d array into shape (1,).)
+        data = np.asarray(data, order="C")
     return xp.asarray(data, **kwargs)
 
 
