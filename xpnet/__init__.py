@@ -1,11 +1,110 @@
-"""xpnet: explicit backpropagation, written once against the Array API, on any backend."""
+"""xpnet: explicit backpropagation, written once against the Array API, on any backend.
+
+The public API follows PyTorch's names and layouts::
+
+    import xpnet
+    model = xpnet.Sequential(xpnet.Linear(64, 128), xpnet.ReLU(), xpnet.Linear(128, 10))
+    model.to("cupy")                       # or "numpy", "torch", "array_api_strict"
+    loss_fn = xpnet.CrossEntropyLoss()
+    opt = xpnet.optim.Adam(model.parameters(), lr=1e-3)
+    history = xpnet.fit(model, loss_fn, opt, X, y, epochs=20, batch_size=32)
+"""
 
 from __future__ import annotations
 
-from . import init
+from . import data, functional, init, optim
 from ._backend import asarray, backend_name, get_namespace, namespace_of, to_numpy
+from .activations import (
+    ELU,
+    GELU,
+    Heaviside,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    SiLU,
+    Sigmoid,
+    Softmax,
+    Softplus,
+    Tanh,
+    get_activation,
+)
+from .callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LossThreshold,
+    LRSchedulerCallback,
+    ModelCheckpoint,
+    NaNGuard,
+    NonFiniteLossError,
+)
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .clip import clip_grad_norm_, clip_grad_value_
 from .layers import Dropout, Flatten, Identity, Linear, Sequential
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from .models import mlp
 from .module import Module, Parameter
 from .random import default_generator, get_rng_state, manual_seed, set_rng_state
+from .training import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CSVLogger",
+    "Callback",
+    "Checkpoint",
+    "CheckpointError",
+    "CrossEntropyLoss",
+    "Dropout",
+    "ELU",
+    "EarlyStopping",
+    "Flatten",
+    "GELU",
+    "Heaviside",
+    "History",
+    "HuberLoss",
+    "Identity",
+    "L1Loss",
+    "LRSchedulerCallback",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "LossThreshold",
+    "MSELoss",
+    "ModelCheckpoint",
+    "Module",
+    "NaNGuard",
+    "NonFiniteLossError",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "asarray",
+    "backend_name",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "data",
+    "default_generator",
+    "evaluate",
+    "fit",
+    "functional",
+    "get_activation",
+    "get_namespace",
+    "get_rng_state",
+    "init",
+    "load_checkpoint",
+    "manual_seed",
+    "mlp",
+    "namespace_of",
+    "optim",
+    "predict",
+    "save_checkpoint",
+    "set_rng_state",
+    "to_numpy",
+]
