@@ -1,0 +1,419 @@
+"""Pure optimizer update rules (optax style), written once against the Array API.
+
+Each ``*_step`` function takes a parameter array ``p``, its gradient ``g`` and the
+per-parameter state arrays, and returns the new ``p`` and the new state. Hyperparameters
+are Python floats; the step count is a Python int, so bias corrections are computed on
+the host without touching the device. The arithmetic follows ``torch.optim``'s
+single-tensor implementations operation by operation.
+
+``inplace=True`` updates ``p`` and the state arrays in place (``p -= u``, ``m *= beta``)
+and returns the same objects, which saves allocations on NumPy, CuPy and torch. Use it
+only for arrays you own and that are writeable (:func:`xpnet._backend.supports_inplace`).
+``inplace=False`` never modifies an argument and returns new arrays, which is what an
+immutable backend (JAX) needs. Both paths perform the same floating-point operations in
+the same order, so they give bit-identical results. The gradient ``g`` is never modified.
+
+:func:`sgd_step` and :func:`adam_step` also take an optional ``scratch`` work array: on
+NumPy and CuPy (whose functions accept ``out=``, see :func:`supports_out`) the in-place
+path then writes its temporaries there and allocates nothing. This backend-specific fast
+path sits behind the portable one and is tested bit-identical to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import backend_name, namespace_of
+
+__all__ = ["sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "supports_out"]
+
+Array = Any
+
+_OUT_BACKENDS = ("numpy", "cupy")
+_SUPPORTS_OUT: dict[int, bool] = {}
+
+
+def supports_out(xp: Any) -> bool:
+    """Whether ``xp``'s elementwise functions accept ``out=`` (NumPy's and CuPy's ufuncs).
+
+    The Array API has no ``out=``; where the backend offers it, :func:`adam_step` and
+    :func:`sgd_step` can write their temporaries into a caller-provided ``scratch`` array
+    and allocate nothing. That fast path performs the same operations in the same order
+    as the portable one, so the numbers are identical (tested).
+    """
+    key = id(xp)
+    ok = _SUPPORTS_OUT.get(key)
+    if ok is None:
+        ok = _SUPPORTS_OUT[key] = backend_name(xp) in _OUT_BACKENDS
+    return ok
+
+
+# The in-place and the rebinding path share one sequence of operations: each helper
+# either updates ``a`` in place or returns a new array with the same rounding.
+def _mul(a: Array, s: Any, inplace: bool) -> Array:
+    if inplace:
+        a *= s
+        return a
+    return a * s
+
+
+def _div(a: Array, s: Any, inplace: bool) -> Array:
+    if inplace:
+        a /= s
+        return a
+    return a / s
+
+
+def _add(a: Array, b: Any, inplace: bool) -> Array:
+    if inplace:
+        a += b
+        return a
+    return a + b
+
+
+def _sub(a: Array, b: Any, inplace: bool) -> Array:
+    if inplace:
+        a -= b
+        return a
+    return a - b
+
+
+def _scaled(a: Array, s: float, inplace: bool, scratch: Array | None) -> Array:
+    """``a * s``, written into ``scratch`` where the backend allows it."""
+    if inplace and scratch is not None and supports_out(namespace_of(a)):
+        return namespace_of(a).multiply(a, s, out=scratch)
+    return a * s
+
+
+def _effective_grad(p: Array, g: Array, weight_decay: float, maximize: bool, inplace: bool) -> tuple[Array, bool]:
+    """Return ``(d, fresh)`` with ``d = ±g + weight_decay * p`` (torch's coupled L2 term).
+
+    ``fresh`` says whether ``d`` is a new array (that the caller may update in place) or
+    the caller's ``g`` itself (which must not be modified).
+    """
+    if weight_decay != 0:
+        # weight_decay * p + g equals torch's g + weight_decay * p bit for bit (addition
+        # commutes) and needs one temporary instead of two.
+        d = p * weight_decay
+        d = _sub(d, g, inplace) if maximize else _add(d, g, inplace)
+        return d, True
+    if maximize:
+        return -g, True
+    return g, False
+
+
+def sgd_step(
+    p: Array,
+    g: Array,
+    momentum_buffer: Array | None = None,
+    *,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+    inplace: bool = False,
+    scratch: Array | None = None,
+) -> tuple[Array, Array | None]:
+    """One SGD step (torch.optim.SGD's rule).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient (same shape, namespace, device and dtype).
+    momentum_buffer
+        The momentum buffer ``b``; ``None`` at the first step (it is then initialised
+        to ``d``, as torch does) or when ``momentum == 0``.
+    lr, momentum, dampening, weight_decay, nesterov, maximize
+        Hyperparameters, as in :class:`xpnet.optim.SGD`.
+    inplace
+        Update ``p`` and ``momentum_buffer`` in place (see the module notes).
+    scratch
+        Optional work array shaped like ``p``; used only with ``inplace=True`` on a
+        backend whose functions take ``out=`` (:func:`supports_out`) to avoid allocating
+        the update. Its contents are overwritten.
+
+    Returns
+    -------
+    p, momentum_buffer
+        The updated parameter and buffer (``None`` when ``momentum == 0``).
+
+    Notes
+    -----
+    With ``d = ±g + λ p``::
+
+        b ← d                          (first step)
+        b ← μ b + (1 − τ) d            (later steps)
+        d ← d + μ b  (nesterov)   or   d ← b
+        p ← p − lr · d
+    """
+    d, fresh = _effective_grad(p, g, weight_decay, maximize, inplace)
+    if momentum != 0:
+        if momentum_buffer is None:
+            if fresh:
+                # d is ours; the buffer adopts it and nothing below writes to d.
+                momentum_buffer = d
+            else:
+                momentum_buffer = namespace_of(d).asarray(d, copy=True)
+        else:
+            momentum_buffer = _mul(momentum_buffer, momentum, inplace)
+            if dampening != 0:
+                momentum_buffer = _add(momentum_buffer, d * (1.0 - dampening), inplace)
+            else:
+                # (1 - 0) * d == d exactly: skip one pass over the array.
+                momentum_buffer = _add(momentum_buffer, d, inplace)
+        if nesterov:
+            u = momentum_buffer * momentum
+            u = _add(u, d, inplace)
+            u = _mul(u, lr, inplace)
+        else:
+            u = _scaled(momentum_buffer, lr, inplace, scratch)
+    else:
+        u = _scaled(d, lr, inplace, scratch)
+    p = _sub(p, u, inplace)
+    return p, (momentum_buffer if momentum != 0 else None)
+
+
+def adagrad_step(
+    p: Array,
+    g: Array,
+    state_sum: Array,
+    *,
+    step: int,
+    lr: float,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    eps: float = 1e-10,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array]:
+    """One Adagrad step (torch.optim.Adagrad's rule).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    state_sum
+        Running sum of squared gradients ``G`` (starts at ``initial_accumulator_value``).
+    step
+        The 1-based index of this step.
+    lr, lr_decay, weight_decay, eps, maximize
+        Hyperparameters, as in :class:`xpnet.optim.Adagrad`.
+    inplace
+        Update ``p`` and ``state_sum`` in place.
+
+    Returns
+    -------
+    p, state_sum
+
+    Notes
+    -----
+    With ``d = ±g + λ p`` and ``η_t = lr / (1 + (t − 1) · lr_decay)``::
+
+        G ← G + d²
+        p ← p − η_t · d / (√G + ε)
+    """
+    xp = namespace_of(p)
+    d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum = _add(state_sum, d * d, inplace)
+    std = xp.sqrt(state_sum)
+    std = _add(std, eps, inplace)
+    u = d / std
+    u = _mul(u, clr, inplace)
+    p = _sub(p, u, inplace)
+    return p, state_sum
+
+
+def rmsprop_step(
+    p: Array,
+    g: Array,
+    square_avg: Array,
+    grad_avg: Array | None = None,
+    momentum_buffer: Array | None = None,
+    *,
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array, Array | None, Array | None]:
+    """One RMSprop step (torch.optim.RMSprop's rule).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    square_avg
+        Running average of squared gradients ``v``.
+    grad_avg
+        Running average of gradients ``ḡ`` (required when ``centered``).
+    momentum_buffer
+        Momentum buffer ``b`` (required when ``momentum > 0``; starts at zeros).
+    lr, alpha, eps, weight_decay, momentum, centered, maximize
+        Hyperparameters, as in :class:`xpnet.optim.RMSprop`.
+    inplace
+        Update ``p`` and the state arrays in place.
+
+    Returns
+    -------
+    p, square_avg, grad_avg, momentum_buffer
+
+    Notes
+    -----
+    With ``d = ±g + λ p``::
+
+        v ← α v + (1 − α) d²
+        ḡ ← ḡ + (1 − α)(d − ḡ)             (centered)
+        s ← √(v − ḡ²) + ε   or   √v + ε
+        b ← μ b + d / s ;  p ← p − lr · b  (momentum > 0)
+        p ← p − lr · d / s                  (otherwise)
+    """
+    xp = namespace_of(p)
+    d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
+    square_avg = _mul(square_avg, alpha, inplace)
+    t = d * d
+    t = _mul(t, 1.0 - alpha, inplace)
+    square_avg = _add(square_avg, t, inplace)
+    if centered:
+        if grad_avg is None:
+            raise ValueError("rmsprop_step: centered=True needs grad_avg (zeros at the first step)")
+        # torch's lerp: ḡ + w (d − ḡ)
+        t = d - grad_avg
+        t = _mul(t, 1.0 - alpha, inplace)
+        grad_avg = _add(grad_avg, t, inplace)
+        avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+    else:
+        avg = xp.sqrt(square_avg)
+    avg = _add(avg, eps, inplace)
+    if momentum > 0:
+        if momentum_buffer is None:
+            raise ValueError("rmsprop_step: momentum > 0 needs momentum_buffer (zeros at the first step)")
+        momentum_buffer = _mul(momentum_buffer, momentum, inplace)
+        momentum_buffer = _add(momentum_buffer, d / avg, inplace)
+        u = momentum_buffer * lr
+    else:
+        u = d / avg
+        u = _mul(u, lr, inplace)
+    p = _sub(p, u, inplace)
+    return p, square_avg, grad_avg, momentum_buffer
+
+
+def adam_step(
+    p: Array,
+    g: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    max_exp_avg_sq: Array | None = None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    decoupled_weight_decay: bool = False,
+    inplace: bool = False,
+    scratch: Array | None = None,
+) -> tuple[Array, Array, Array, Array | None]:
+    """One Adam / AdamW step (torch.optim.Adam's and AdamW's rule).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    exp_avg, exp_avg_sq
+        First and second moment estimates ``m`` and ``v`` (zeros before the first step).
+    max_exp_avg_sq
+        Running maximum of ``v`` (required when ``amsgrad``).
+    step
+        The 1-based index of this step ``t`` (a Python int: the bias corrections are
+        computed on the host).
+    lr, beta1, beta2, eps, weight_decay, amsgrad, maximize
+        Hyperparameters, as in :class:`xpnet.optim.Adam`.
+    decoupled_weight_decay
+        ``True`` for AdamW: decay the weights directly instead of adding ``λ p`` to the
+        gradient.
+    inplace
+        Update ``p`` and the state arrays in place.
+    scratch
+        Optional work array shaped like ``p``; with ``inplace=True`` on a backend whose
+        functions take ``out=`` (:func:`supports_out`: NumPy, CuPy) every temporary is
+        written into it and the step allocates nothing (two fewer arrays with coupled
+        weight decay). Same operations, same order, same numbers. Overwritten.
+
+    Returns
+    -------
+    p, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+    Notes
+    -----
+    Adam (coupled L2) uses ``d = ±g + λ p``; AdamW uses ``d = ±g`` and first shrinks
+    ``p ← p (1 − lr λ)``. Then::
+
+        m ← m + (1 − β1)(d − m)          (= β1 m + (1 − β1) d)
+        v ← β2 v + (1 − β2) d²
+        v̂ ← max(v̂, v)                    (amsgrad; the denominator then uses v̂)
+        p ← p − lr / (1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
+    """
+    xp = namespace_of(p)
+    if decoupled_weight_decay:
+        if weight_decay != 0:
+            p = _mul(p, 1.0 - lr * weight_decay, inplace)
+        d, _ = _effective_grad(p, g, 0.0, maximize, inplace)
+    else:
+        d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
+    bias_correction1 = 1.0 - beta1**step
+    bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
+    step_size = lr / bias_correction1
+    if inplace and scratch is not None and supports_out(xp):
+        # The portable sequence below, with every temporary written into `scratch`.
+        if amsgrad and max_exp_avg_sq is None:
+            raise ValueError("adam_step: amsgrad=True needs max_exp_avg_sq (zeros at the first step)")
+        s = xp.subtract(d, exp_avg, out=scratch)  # torch's lerp_ form of the first moment
+        s *= 1.0 - beta1
+        exp_avg += s
+        exp_avg_sq *= beta2
+        s = xp.multiply(d, d, out=scratch)
+        s *= 1.0 - beta2
+        exp_avg_sq += s
+        if amsgrad:
+            max_exp_avg_sq = xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+            s = xp.sqrt(max_exp_avg_sq, out=scratch)
+        else:
+            s = xp.sqrt(exp_avg_sq, out=scratch)
+        s /= bias_correction2_sqrt
+        s += eps
+        s = xp.divide(exp_avg, s, out=scratch)
+        s *= step_size
+        p -= s
+        return p, exp_avg, exp_avg_sq, max_exp_avg_sq
+    # torch's lerp_ form of the first moment.
+    t = d - exp_avg
+    t = _mul(t, 1.0 - beta1, inplace)
+    exp_avg = _add(exp_avg, t, inplace)
+    exp_avg_sq = _mul(exp_avg_sq, beta2, inplace)
+    t = d * d
+    t = _mul(t, 1.0 - beta2, inplace)
+    exp_avg_sq = _add(exp_avg_sq, t, inplace)
+
+    if amsgrad:
+        if max_exp_avg_sq is None:
+            raise ValueError("adam_step: amsgrad=True needs max_exp_avg_sq (zeros at the first step)")
+        # xp.maximum allocates anyway, so rebinding costs no more than copying back.
+        max_exp_avg_sq = xp.maximum(max_exp_avg_sq, exp_avg_sq)
+        denom = xp.sqrt(max_exp_avg_sq)
+    else:
+        denom = xp.sqrt(exp_avg_sq)
+    denom = _div(denom, bias_correction2_sqrt, inplace)
+    denom = _add(denom, eps, inplace)
+    u = exp_avg / denom
+    u = _mul(u, step_size, inplace)
+    p = _sub(p, u, inplace)
+    return p, exp_avg, exp_avg_sq, max_exp_avg_sq

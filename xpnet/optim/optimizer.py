@@ -1,0 +1,385 @@
+"""``Optimizer``: parameter groups, lazy per-parameter state, ``state_dict`` in torch's layout.
+
+The update arithmetic lives in :mod:`xpnet.optim.functional`; an optimizer class only
+holds hyperparameters (``param_groups``) and per-parameter state (``state``), and calls
+the pure update function for every parameter that has a gradient.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .. import _backend
+from ..module import Module, Parameter
+from .functional import supports_out
+
+__all__ = ["Optimizer", "ParamsT"]
+
+Array = Any
+#: What an optimizer accepts: Parameters, or dicts ``{"params": [...], "lr": ..., ...}``.
+ParamsT = Iterable[Parameter] | Iterable[dict[str, Any]]
+
+
+class Optimizer:
+    """Base class of xpnet's optimizers (torch.optim's interface).
+
+    Parameters
+    ----------
+    params
+        An iterable of :class:`~xpnet.Parameter` (``model.parameters()``), or a list of
+        dicts, each with a ``"params"`` entry and per-group hyperparameters that override
+        ``defaults`` (``[{"params": body, "lr": 1e-3}, {"params": head}]``).
+    defaults
+        Default hyperparameters of every group.
+
+    Attributes
+    ----------
+    param_groups : list of dict
+        One dict per group: ``"params"`` (list of Parameters) and the hyperparameters.
+        Schedulers change ``group["lr"]`` here.
+    state : dict
+        Per-parameter state, keyed by the Parameter object, created lazily at the first
+        step that sees a gradient for it.
+
+    Notes
+    -----
+    ``step()`` skips parameters whose ``grad`` is ``None`` or whose ``requires_grad`` is
+    False. It updates ``p.data`` and the state in place when the backend allows it
+    (:func:`xpnet._backend.supports_inplace`) and rebinds them otherwise; both paths give
+    identical numbers. It never synchronises with the device.
+    """
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict[Parameter, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        # Per-parameter work arrays for the NumPy/CuPy no-allocation fast path; not part
+        # of the state (nothing in them survives a step).
+        self._work: dict[Parameter, tuple[Array, Array]] = {}
+        who = type(self).__name__
+        if isinstance(params, Parameter) or _backend.is_array(params):
+            raise TypeError(
+                f"{who}: params should be an iterable of Parameters or dicts, got "
+                f"{type(params).__name__}. Hint: {who}([param]) or {who}(model.parameters())"
+            )
+        if isinstance(params, Module):
+            raise TypeError(
+                f"{who}: params should be an iterable of Parameters or dicts, got a Module. "
+                f"Hint: {who}(model.parameters())"
+            )
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ------------------------------------------------------------------ groups
+
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for invalid hyperparameters (overridden by each optimizer)."""
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (torch's API).
+
+        Missing hyperparameters are taken from ``defaults``.
+
+        Raises
+        ------
+        TypeError
+            ``param_group`` is not a dict, or a parameter is not a :class:`~xpnet.Parameter`.
+        ValueError
+            Invalid hyperparameters, an empty group, or a parameter that appears twice.
+        """
+        who = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{who}: param_group must be a dict, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError(f"{who}: param_group needs a 'params' entry")
+        if isinstance(params, Parameter):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(
+                f"{who}: parameters need to be an ordered collection (a list), not a set: "
+                f"the order of a set changes between runs and state_dict indices rely on it"
+            )
+        params = list(params)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(
+                    f"{who}: can only optimize xpnet.Parameter objects, got {type(p).__name__}. "
+                    f"Hint: wrap arrays with xpnet.Parameter(array)"
+                )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{who}: a parameter group contains the same parameter twice")
+        existing = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in existing for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        self._validate_group(group)
+        group["params"] = params
+        self.param_groups.append(group)
+
+    # ------------------------------------------------------------------ stepping
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all optimized parameters: to ``None`` (default) or zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none or not _backend.supports_inplace(p.grad):
+                    p.grad = None
+                else:
+                    p.grad[...] = 0.0
+
+    def _inplace(self, p: Parameter) -> bool:
+        """Whether ``p`` and its state may be updated in place (False on immutable backends)."""
+        return _backend.supports_inplace(p.data)
+
+    def _scratch(self, p: Parameter) -> Array | None:
+        """A reusable work array shaped like ``p`` where the backend takes ``out=``, else None."""
+        data = p.data
+        entry = self._work.get(p)
+        if entry is not None and entry[0] is data:
+            return entry[1]
+        xp = _backend.namespace_of(data)
+        if not supports_out(xp):
+            return None
+        buf = xp.empty_like(data)
+        # Keyed on the array object: a parameter moved or reloaded gets a new buffer.
+        self._work[p] = (data, buf)
+        return buf
+
+    def _init_state(self, p: Parameter, group: dict[str, Any]) -> dict[str, Any]:
+        """Fresh state for ``p`` at its first step (arrays are ``*_like(p.data)``)."""
+        return {}
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """State entries each stepped parameter has (checked by :meth:`load_state_dict`)."""
+        return ()
+
+    def _update(self, p: Parameter, g: Array, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
+        """Apply one update to ``p`` (sets ``p.data`` and the entries of ``state``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _update()")
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step.
+
+        Parameters
+        ----------
+        closure
+            Optional callable that re-evaluates the model (forward, backward) and returns
+            the loss; it is called before the update, as in torch.
+
+        Returns
+        -------
+        The closure's return value, or ``None``.
+
+        Raises
+        ------
+        ValueError
+            A gradient whose shape differs from its parameter's.
+        TypeError
+            A gradient of another namespace or dtype than its parameter.
+        """
+        loss = None
+        if closure is not None:
+            loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None or not p.requires_grad:
+                    continue
+                data = p.data
+                # Free checks (no device access): shape, dtype and array type.
+                if type(g) is not type(data) or g.shape != data.shape or g.dtype != data.dtype:
+                    self._bad_grad(p, g)
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = self._init_state(p, group)
+                self._update(p, g, state, group, self._inplace(p))
+        return loss
+
+    def _bad_grad(self, p: Parameter, g: Array) -> None:
+        who = f"{type(self).__name__}.step"
+        if type(g) is not type(p.data):
+            raise TypeError(
+                f"{who}: gradient is a {type(g).__module__}.{type(g).__name__} but the parameter "
+                f"is a {type(p.data).__module__}.{type(p.data).__name__}. Hint: feed the model "
+                f"inputs of its own backend, or set p.grad on the parameter's backend"
+            )
+        if tuple(g.shape) != p.shape:
+            raise ValueError(
+                f"{who}: gradient shape {tuple(g.shape)} does not match parameter shape {p.shape}. "
+                f"Hint: a layer's backward accumulated a gradient of the wrong shape"
+            )
+        raise TypeError(
+            f"{who}: gradient dtype {_backend.dtype_name(g.dtype)} does not match parameter dtype "
+            f"{_backend.dtype_name(p.dtype)}. Hint: feed the model "
+            f"inputs of its dtype (xpnet.asarray(x, dtype=...)) or cast the gradient"
+        )
+
+    # ------------------------------------------------------------------ state dict
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the optimizer state in torch's layout.
+
+        Returns
+        -------
+        dict
+            ``{"state": {index: {"step": int, "exp_avg": array, ...}}, "param_groups":
+            [{hyperparameters..., "params": [index, ...]}]}``, indices numbering the
+            parameters in group order. The arrays are the optimizer's own (not copies,
+            as in torch): copy them (``xpnet.to_numpy``) before stepping again if you keep
+            the dict in memory.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            packed["params"] = ids
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`, from any backend.
+
+        Each state array is copied onto the matching parameter's backend, device and dtype
+        (arrays of another backend and NumPy host arrays are accepted). Hyperparameters
+        are taken from the saved groups. Nothing changes when validation fails.
+
+        Raises
+        ------
+        ValueError
+            A different number of groups, a group of a different size, state for an
+            unknown parameter index, missing state entries, or a state array whose shape
+            differs from its parameter's.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError(
+                f"{who}: expected a dict with 'state' and 'param_groups' (from optimizer.state_dict()), "
+                f"got {type(state_dict).__name__}"
+                + (f" with keys {sorted(map(str, state_dict))}" if isinstance(state_dict, Mapping) else "")
+            )
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{who}: loaded state dict has a different number of parameter groups: "
+                f"{len(saved_groups)} saved, {len(self.param_groups)} in this optimizer"
+            )
+        id_map: dict[int, Parameter] = {}
+        new_groups = []
+        for i, (saved, own) in enumerate(zip(saved_groups, self.param_groups)):
+            saved_ids = list(saved.get("params", []))
+            if len(saved_ids) != len(own["params"]):
+                raise ValueError(
+                    f"{who}: loaded state dict contains a parameter group that doesn't match the "
+                    f"size of optimizer's group: group {i} has {len(saved_ids)} saved parameters, "
+                    f"{len(own['params'])} here"
+                )
+            for k, p in zip(saved_ids, own["params"]):
+                id_map[int(k)] = p
+            group = {k: v for k, v in saved.items() if k != "params"}
+            if isinstance(group.get("betas"), list):  # JSON turns tuples into lists
+                group["betas"] = tuple(group["betas"])
+            for name, default in self.defaults.items():
+                group.setdefault(name, default)
+            self._validate_group(group)
+            group["params"] = own["params"]
+            new_groups.append(group)
+
+        group_of = {id(p): g for g in new_groups for p in g["params"]}
+        new_state: dict[Parameter, dict[str, Any]] = {}
+        for key, saved_state in dict(state_dict["state"]).items():
+            try:
+                idx = int(key)  # JSON turns int keys into strings
+            except (TypeError, ValueError):
+                raise ValueError(f"{who}: state keys must be parameter indices, got {key!r}") from None
+            if idx not in id_map:
+                raise ValueError(
+                    f"{who}: state for parameter index {idx}, but the saved groups only list "
+                    f"indices {sorted(id_map)}"
+                )
+            p = id_map[idx]
+            missing = [k for k in self._state_keys(group_of[id(p)]) if k not in saved_state]
+            if missing:
+                raise ValueError(
+                    f"{who}: state of parameter {idx} lacks {missing} (has {sorted(saved_state)}). "
+                    f"Hint: the state dict comes from a different optimizer or settings"
+                )
+            new_state[p] = {name: self._load_value(name, value, p, idx, who) for name, value in saved_state.items()}
+        self.param_groups = new_groups
+        self.state = new_state
+
+    @staticmethod
+    def _load_value(name: str, value: Any, p: Parameter, idx: int, who: str) -> Any:
+        if name == "step":
+            step = int(_backend.to_numpy(value)) if _backend.is_array(value) else int(value)
+            if step < 0:
+                raise ValueError(f"{who}: state {idx} has a negative step count {step}")
+            return step
+        if not _backend.is_array(value):
+            return value
+        if tuple(value.shape) != p.shape:
+            raise ValueError(
+                f"{who}: state {name!r} of parameter {idx} has shape {tuple(value.shape)}, "
+                f"the parameter has {p.shape}. Hint: the state dict comes from another model"
+            )
+        xp = _backend.namespace_of(p.data)
+        dev = _backend.device_of(p.data)
+        if _backend.namespace_of(value) is xp:
+            arr = _backend.to_device(value, dev)
+        else:
+            arr = _backend.asarray(_backend.to_numpy(value), xp, device=dev)
+            if tuple(arr.shape) != p.shape:
+                # _backend.asarray turns 0-d host data into shape (1,) on array_api_strict
+                # (np.ascontiguousarray); undo it for scalar parameters.
+                arr = xp.reshape(arr, p.shape)
+        if arr.dtype != p.data.dtype:
+            return xp.astype(arr, p.data.dtype)  # astype copies
+        # A copy: the optimizer updates its state in place and must not write into the
+        # caller's arrays (torch.asarray, for one, shares memory with NumPy inputs).
+        return xp.asarray(arr, copy=True)
+
+    # ------------------------------------------------------------------ repr
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _real(group: dict[str, Any], key: str, who: str) -> float:
+    """``group[key]`` as a Python float (NumPy scalars would promote float32 arrays)."""
+    value = group[key]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{who}: {key} must be a real number, got {type(value).__name__} {value!r}")
+    group[key] = float(value)
+    return group[key]
+
+
+def _check_nonneg(group: dict[str, Any], key: str, message: str, who: str) -> float:
+    """Check ``0 <= group[key]`` with torch's message (``"Invalid learning rate: -1"``)."""
+    value = group[key]
+    v = _real(group, key, who)
+    if not 0.0 <= v:  # also rejects NaN
+        raise ValueError(f"{message}: {value}")
+    return v
