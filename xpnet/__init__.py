@@ -12,7 +12,7 @@ The public API follows PyTorch's names and layouts::
 
 from __future__ import annotations
 
-from . import data, functional, init, optim
+from . import callbacks, data, functional, init, metrics, optim
 from ._backend import asarray, backend_name, get_namespace, namespace_of, to_numpy
 from .activations import (
     ELU,
@@ -87,6 +87,7 @@ __all__ = [
     "Tanh",
     "asarray",
     "backend_name",
+    "callbacks",
     "clip_grad_norm_",
     "clip_grad_value_",
     "data",
@@ -100,6 +101,7 @@ __all__ = [
     "init",
     "load_checkpoint",
     "manual_seed",
+    "metrics",
     "mlp",
     "namespace_of",
     "optim",

@@ -1,0 +1,320 @@
+"""Metrics: batch statistics computed on the device, plus a registry of names.
+
+Every metric takes ``(output, target)`` (the model's output and the batch's targets) and
+returns a **0-d array** in the output's namespace, on its device, in its floating dtype:
+the *mean over the samples of the batch*. Nothing is copied to the host, so a metric can
+run every step; :func:`xpnet.training.fit` weights each batch's value by its size, sums on
+the device and brings the epoch's value to the host once per epoch.
+
+Register your own metric under a name with :func:`register_metric`::
+
+    from xpnet.metrics import register_metric
+
+    @register_metric("top2_accuracy")
+    def top2_accuracy(output, target):
+        xp = xpnet.namespace_of(output)
+        ...                                  # return a 0-d array: the batch mean
+
+    fit(model, loss_fn, opt, X, y, epochs=5, metrics=["top2_accuracy"])
+
+Because the epoch value is the size-weighted mean of the batch values, a metric must be a
+mean over samples (accuracy, MSE, MAE) for the epoch value to equal the metric on the
+whole dataset. A ratio of sums (precision, F1) is not; compute it from
+:func:`xpnet.training.predict` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import _backend
+
+__all__ = [
+    "METRICS",
+    "accuracy",
+    "binary_accuracy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "get_metric",
+    "register_metric",
+    "metric_name",
+]
+
+Array = Any
+Metric = Callable[[Array, Array], Array]
+
+#: Name -> metric function. Add entries with :func:`register_metric`.
+METRICS: dict[str, Metric] = {}
+
+
+def _float_dtype(xp: Any, x: Array) -> Any:
+    """The floating dtype results are computed in: the output's own, else the default float."""
+    if xp.isdtype(x.dtype, "real floating"):
+        return x.dtype
+    return xp.asarray(0.0, device=_backend.device_of(x)).dtype
+
+
+def _mean(xp: Any, a: Array) -> Array:
+    m = xp.mean(a)
+    # NumPy reduces to a scalar, and numpy.float64 is a Python float subclass that the
+    # backend helpers would not treat as an array: return a real 0-d array.
+    return xp.asarray(m) if isinstance(m, float) else m
+
+
+def _check_batch(output: Array, target: Array, *, who: str) -> Any:
+    xp = _backend.namespace_of(output, target)
+    if _backend.device_of(output) != _backend.device_of(target):
+        raise ValueError(
+            f"{who}: output is on device {_backend.device_of(output)!r} but target is on "
+            f"{_backend.device_of(target)!r}. Hint: move the targets to the model's device"
+        )
+    if output.ndim == 0 or target.ndim == 0:
+        raise ValueError(
+            f"{who}: expected batched arrays with a leading sample axis, got output shape "
+            f"{tuple(output.shape)} and target shape {tuple(target.shape)}"
+        )
+    if output.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"{who}: output has {output.shape[0]} samples but target has {target.shape[0]}"
+        )
+    return xp
+
+
+def _is_binary_output(output: Array) -> bool:
+    return output.ndim == 1 or (output.ndim == 2 and output.shape[1] == 1)
+
+
+def _as_column_free(xp: Any, a: Array) -> Array:
+    """(N, 1) -> (N,); (N,) stays."""
+    return xp.reshape(a, (a.shape[0],)) if a.ndim == 2 and a.shape[1] == 1 else a
+
+
+def binary_accuracy(
+    output: Array,
+    target: Array,
+    *,
+    from_logits: bool = False,
+    threshold: float | None = None,
+) -> Array:
+    """Fraction of samples whose thresholded output equals the 0/1 target.
+
+    Parameters
+    ----------
+    output
+        Shape ``(N,)`` or ``(N, 1)``: probabilities (after a sigmoid), or logits when
+        ``from_logits=True``.
+    target
+        Shape ``(N,)`` or ``(N, 1)``: 0/1 labels, integer or floating. A target counts as
+        positive when it is above 0.5.
+    from_logits
+        When True the default threshold is 0 (``sigmoid(z) > 0.5  ⇔  z > 0``).
+    threshold
+        Decision threshold on ``output``; default 0.5 for probabilities, 0 for logits.
+
+    Returns
+    -------
+    array
+        0-d array in ``output``'s namespace, device and floating dtype; no host sync.
+
+    Notes
+    -----
+    ``mean_i [ (output_i > threshold) == (target_i > 0.5) ]``.
+    """
+    xp = _check_batch(output, target, who="binary_accuracy")
+    if not (_is_binary_output(output) and _is_binary_output(target)):
+        raise ValueError(
+            f"binary_accuracy: expected output and target of shape (N,) or (N, 1), got "
+            f"{tuple(output.shape)} and {tuple(target.shape)}. Hint: use accuracy() for "
+            f"multi-class outputs of shape (N, C)"
+        )
+    thr = (0.0 if from_logits else 0.5) if threshold is None else float(threshold)
+    pred = _as_column_free(xp, output) > thr
+    tgt = _as_column_free(xp, target)
+    if xp.isdtype(tgt.dtype, "bool"):
+        truth = tgt
+    elif xp.isdtype(tgt.dtype, "integral"):
+        truth = tgt > 0  # strict Array API forbids comparing an int array with a float
+    else:
+        truth = tgt > 0.5
+    return _mean(xp, xp.astype(pred == truth, _float_dtype(xp, output)))
+
+
+def accuracy(
+    output: Array,
+    target: Array,
+    *,
+    from_logits: bool = False,
+    threshold: float | None = None,
+) -> Array:
+    """Classification accuracy: multi-class (argmax) or binary (threshold), from the shapes.
+
+    Parameters
+    ----------
+    output
+        ``(N, C)`` with ``C > 1``: scores, logits or probabilities of ``C`` classes; the
+        predicted class is the argmax (so ``from_logits`` does not matter).
+        ``(N,)`` or ``(N, 1)``: a binary output, thresholded as in :func:`binary_accuracy`.
+    target
+        Multi-class: integer labels ``(N,)`` or one-hot / probability targets ``(N, C)``
+        (their argmax is the class). Binary: 0/1 labels ``(N,)`` or ``(N, 1)``.
+    from_logits
+        Binary outputs only: the output is a logit, so the default threshold is 0
+        instead of 0.5. :func:`xpnet.training.fit` sets it for you when the loss is
+        ``BCEWithLogitsLoss``.
+    threshold
+        Binary outputs only: explicit decision threshold.
+
+    Returns
+    -------
+    array
+        0-d array in ``output``'s namespace, device and floating dtype; no host sync.
+
+    Notes
+    -----
+    Multi-class: ``mean_i [ argmax_c output_ic == label_i ]``; ties go to the lowest class
+    index, as in ``numpy.argmax``.
+    """
+    xp = _check_batch(output, target, who="accuracy")
+    if _is_binary_output(output):
+        return binary_accuracy(output, target, from_logits=from_logits, threshold=threshold)
+    if output.ndim != 2:
+        raise ValueError(
+            f"accuracy: expected output of shape (N, C), (N, 1) or (N,), got {tuple(output.shape)}"
+        )
+    pred = xp.argmax(output, axis=1)
+    if target.ndim == 2 and target.shape[1] == output.shape[1]:
+        labels = xp.argmax(target, axis=1)
+    elif target.ndim == 1:
+        if not xp.isdtype(target.dtype, "integral"):
+            raise TypeError(
+                f"accuracy: class labels of shape (N,) must be integers, got dtype "
+                f"{_backend.dtype_name(target.dtype)}. Hint: xp.astype(y, xp.int64), or pass "
+                f"one-hot targets of shape (N, {output.shape[1]})"
+            )
+        labels = target
+    else:
+        raise ValueError(
+            f"accuracy: target must be integer labels (N,) or one-hot (N, {output.shape[1]}), "
+            f"got shape {tuple(target.shape)}"
+        )
+    if labels.dtype != pred.dtype:
+        labels = xp.astype(labels, pred.dtype)
+    return _mean(xp, xp.astype(pred == labels, _float_dtype(xp, output)))
+
+
+def _regression_pair(output: Array, target: Array, *, who: str) -> tuple[Any, Array, Array]:
+    xp = _check_batch(output, target, who=who)
+    if tuple(target.shape) != tuple(output.shape):
+        # (N, 1) against (N,) is the common regression mix-up; anything else is an error
+        # rather than a silent broadcast to (N, N).
+        if _is_binary_output(output) and _is_binary_output(target):
+            output, target = _as_column_free(xp, output), _as_column_free(xp, target)
+        else:
+            raise ValueError(
+                f"{who}: output shape {tuple(output.shape)} and target shape "
+                f"{tuple(target.shape)} differ"
+            )
+    dt = _float_dtype(xp, output)
+    if target.dtype != dt:
+        target = xp.astype(target, dt)
+    if output.dtype != dt:
+        output = xp.astype(output, dt)
+    return xp, output, target
+
+
+def mean_squared_error(output: Array, target: Array) -> Array:
+    """Mean of ``(output - target)²`` over all elements, as a 0-d array (no host sync).
+
+    Shapes must match; ``(N, 1)`` against ``(N,)`` is accepted.
+    """
+    xp, out, tgt = _regression_pair(output, target, who="mean_squared_error")
+    d = out - tgt
+    return _mean(xp, d * d)
+
+
+def mean_absolute_error(output: Array, target: Array) -> Array:
+    """Mean of ``|output - target|`` over all elements, as a 0-d array (no host sync).
+
+    Shapes must match; ``(N, 1)`` against ``(N,)`` is accepted.
+    """
+    xp, out, tgt = _regression_pair(output, target, who="mean_absolute_error")
+    return _mean(xp, xp.abs(out - tgt))
+
+
+def register_metric(name: str, fn: Metric | None = None, *, overwrite: bool = False) -> Any:
+    """Register ``fn`` under ``name`` so ``metrics=[name]`` finds it; usable as a decorator.
+
+    Parameters
+    ----------
+    name
+        Key used in ``fit(metrics=[...])`` and in the History (``name`` and ``"val_" + name``).
+    fn
+        ``fn(output, target) -> 0-d array``, the batch mean. Omit to use as a decorator.
+    overwrite
+        Replace an existing entry (default False raises ``ValueError``).
+
+    Returns
+    -------
+    callable
+        ``fn`` (or the decorator).
+    """
+    if not isinstance(name, str) or not name or name.startswith("val_"):
+        raise ValueError(
+            f"register_metric: name must be a non-empty string not starting with 'val_', got {name!r}"
+        )
+
+    def deco(f: Metric) -> Metric:
+        if not callable(f):
+            raise TypeError(f"register_metric: {name!r} must be callable, got {type(f).__name__}")
+        if name in METRICS and METRICS[name] is not f and not overwrite:
+            raise ValueError(
+                f"register_metric: {name!r} is already registered; pass overwrite=True to replace it"
+            )
+        METRICS[name] = f
+        return f
+
+    return deco if fn is None else deco(fn)
+
+
+for _name, _fn in (
+    ("accuracy", accuracy),
+    ("acc", accuracy),
+    ("binary_accuracy", binary_accuracy),
+    ("mean_squared_error", mean_squared_error),
+    ("mse", mean_squared_error),
+    ("mean_absolute_error", mean_absolute_error),
+    ("mae", mean_absolute_error),
+):
+    register_metric(_name, _fn)
+
+
+def get_metric(metric: str | Metric) -> Metric:
+    """Return the metric function for a registered name, or ``metric`` itself if callable.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the registered ones).
+    TypeError
+        Neither a string nor a callable.
+    """
+    if callable(metric):
+        return metric
+    if isinstance(metric, str):
+        try:
+            return METRICS[metric]
+        except KeyError:
+            raise ValueError(
+                f"get_metric: unknown metric {metric!r}; registered: {sorted(METRICS)}. "
+                f"Hint: xpnet.metrics.register_metric({metric!r}, fn) adds your own"
+            ) from None
+    raise TypeError(f"get_metric: expected a metric name or a callable, got {type(metric).__name__}")
+
+
+def metric_name(metric: str | Metric) -> str:
+    """The key a metric is logged under: the name given, or a callable's ``__name__``."""
+    if isinstance(metric, str):
+        return metric
+    name = getattr(metric, "__name__", None) or type(metric).__name__
+    return "metric" if name == "<lambda>" else name

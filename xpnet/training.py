@@ -1,0 +1,735 @@
+"""The training loop: :func:`fit`, :func:`evaluate` and :func:`predict`.
+
+One training step is the lecture's loop, written out::
+
+    model.train()
+    out = model(xb)                  # forward, storing what backward needs
+    loss, dy = loss_fn(out, yb)      # loss (0-d array) and dL/d(out)
+    model.zero_grad()
+    model.backward(dy)               # δ recursion, accumulating each Parameter.grad
+    optimizer.step()
+
+What reaches the host, and when
+-------------------------------
+A host synchronisation (``float(loss)``, ``to_numpy``) waits for the device to finish
+everything queued so far; doing one per step serialises a GPU with Python. ``fit`` keeps
+every per-step value on the device and syncs:
+
+* once per dataset at entry, to validate values (finite inputs, labels in range);
+* once per epoch, for the losses and metrics of all its steps (stacked into one array);
+* once per validation pass;
+* once per ``log_every`` steps, only when ``log_every`` is given;
+* when callbacks ask for it (``NaNGuard``, on by default, copies the weights to the host
+  once per epoch; ``EarlyStopping(restore_best_weights=True)`` on each improvement).
+
+See ``docs/training.md`` for the full semantics (resume, callbacks, metrics).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _backend
+from .callbacks import (
+    Callback,
+    History,
+    LRSchedulerCallback,
+    NaNGuard,
+    NonFiniteLossError,
+    TrainState,
+)
+from .metrics import accuracy, binary_accuracy, get_metric, metric_name
+from .module import Module
+from .progress import ProgressReporter, resolve_mode
+from .random import resolve_generator
+
+__all__ = ["fit", "evaluate", "predict", "History"]
+
+Array = Any
+LossFn = Callable[[Array, Array], tuple[Array, Array]]
+
+
+# --------------------------------------------------------------------------- loss kinds
+
+
+def _loss_kind(loss_fn: Any) -> str | None:
+    """``"ce"``, ``"bce"``, ``"bce_logits"`` or None (regression / unknown)."""
+    names = {c.__name__ for c in type(loss_fn).__mro__}
+    if "CrossEntropyLoss" in names:
+        return "ce"
+    if "BCEWithLogitsLoss" in names:
+        return "bce_logits"
+    if "BCELoss" in names:
+        return "bce"
+    return None
+
+
+def _resolve_metrics(metrics: Any, loss_fn: Any) -> list[tuple[str, Callable[[Array, Array], Array]]]:
+    kind = _loss_kind(loss_fn)
+    if metrics == "auto":
+        metrics = ("accuracy",) if kind is not None else ()
+    if metrics is None:
+        metrics = ()
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = (metrics,)
+    out: list[tuple[str, Callable[[Array, Array], Array]]] = []
+    for m in metrics:
+        fn = get_metric(m)
+        # Accuracy of a logit output thresholds at 0, not 0.5: take it from the loss.
+        if kind == "bce_logits" and fn in (accuracy, binary_accuracy):
+            fn = functools.partial(fn, from_logits=True)
+        name = metric_name(m)
+        if name in ("loss", "lr", "time") or name in [n for n, _ in out]:
+            raise ValueError(f"fit: metric name {name!r} is reserved or given twice")
+        out.append((name, fn))
+    return out
+
+
+# --------------------------------------------------------------------------- mode handling
+
+
+def _modes(model: Module) -> list[tuple[Module, bool]]:
+    return [(m, m.training) for m in model.modules()]
+
+
+def _restore_modes(saved: list[tuple[Module, bool]]) -> None:
+    # Per module, so a model with a frozen (eval-mode) submodule comes back exactly as it was.
+    # Going back to training mode needs no cache clearing, so the flag alone is restored.
+    for m, flag in saved:
+        object.__setattr__(m, "training", flag)
+
+
+class _LossValidation:
+    """Context: turn off the loss's own per-call value checks (they sync) and restore them."""
+
+    def __init__(self, loss_fn: Any) -> None:
+        self.loss_fn = loss_fn
+        self.had = hasattr(loss_fn, "validate")
+        self.old = getattr(loss_fn, "validate", None)
+
+    def __enter__(self) -> None:
+        if self.had:
+            self.loss_fn.validate = False
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.had:
+            self.loss_fn.validate = self.old
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _first_param(model: Module) -> Any:
+    return next(iter(model.parameters()), None)
+
+
+def _check_arrays(model: Module, X: Any, y: Any | None, *, who: str, what: str) -> Any:
+    """Free checks (types, shapes, backend, device, dtype). Returns ``xp``."""
+    pre = f"{what} " if what else ""
+    for label, a in (("X", X), ("y", y)):
+        if a is not None and not _backend.is_array(a):
+            raise TypeError(
+                f"{who}: {pre}{label} must be an array (numpy, torch, cupy, "
+                f"array_api_strict, ...), got {type(a).__module__}.{type(a).__qualname__}. "
+                f"Hint: xpnet.asarray(data, backend=..., dtype='float32')"
+            )
+    xp = _backend.namespace_of(X, y) if y is not None else _backend.namespace_of(X)
+    if X.ndim < 1 or X.shape[0] == 0:
+        raise ValueError(f"{who}: {pre}X must have at least one sample, got shape {tuple(X.shape)}")
+    if not xp.isdtype(X.dtype, "real floating"):
+        raise TypeError(
+            f"{who}: {pre}X must be floating point, got dtype {_backend.dtype_name(X.dtype)}. "
+            f"Hint: xpnet.asarray(X, dtype='float32') (or the model's dtype)"
+        )
+    p = _first_param(model)
+    if p is not None:
+        # Raises TypeError (backend, dtype) or ValueError (device) with a hint.
+        _backend.check_same_backend(X, p.data, who=f"{who} ({pre}X vs the model)")
+    if y is None:
+        return xp
+    if y.ndim < 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"{who}: {pre}X and y must have the same number of samples, got X "
+            f"{tuple(X.shape)} and y {tuple(y.shape)}"
+        )
+    if _backend.device_of(y) != _backend.device_of(X):
+        raise ValueError(
+            f"{who}: {pre}X is on device {_backend.device_of(X)!r} but y is on "
+            f"{_backend.device_of(y)!r}. Hint: move y to X's device"
+        )
+    return xp
+
+
+def _check_targets(model: Module, loss_fn: Any, X: Any, y: Any, *, xp: Any, who: str, what: str) -> Any:
+    """Free target checks and a one-sample probe through the model and loss; returns its output."""
+    pre = f"{what} " if what else ""
+    kind = _loss_kind(loss_fn)
+    integral = xp.isdtype(y.dtype, "integral") or xp.isdtype(y.dtype, "bool")
+    if integral and kind == "ce" and y.ndim != 1:
+        raise ValueError(
+            f"{who}: {pre}integer class labels must have shape (N,), got {tuple(y.shape)}. "
+            f"Hint: one-hot targets must be floating point"
+        )
+    if not integral and y.dtype != X.dtype:
+        raise TypeError(
+            f"{who}: {pre}y has dtype {_backend.dtype_name(y.dtype)} but X (and the model) "
+            f"use {_backend.dtype_name(X.dtype)}. Hint: xpnet.asarray(y, dtype="
+            f"{_backend.dtype_name(X.dtype)!r})"
+        )
+    # A one-sample forward in eval mode gives the output shape (the number of classes)
+    # and lets the loss's own shape checks fail here rather than in the middle of an epoch.
+    saved = _modes(model)
+    try:
+        model.eval()
+        out = model(X[:1, ...])
+        if loss_fn is not None:
+            with _LossValidation(loss_fn):
+                loss_fn(out, y[:1, ...])
+    finally:
+        _restore_modes(saved)
+    return out
+
+
+def _validate_values(
+    loss_fn: Any, X: Any, y: Any, out: Any, *, xp: Any, who: str, what: str
+) -> None:
+    """Value checks that need the data (finite, label range): one host sync per dataset."""
+    pre = f"{what} " if what else ""
+    kind = _loss_kind(loss_fn)
+    integral = xp.isdtype(y.dtype, "integral") or xp.isdtype(y.dtype, "bool")
+    fdt = X.dtype
+    parts = [xp.astype(xp.all(xp.isfinite(X)), fdt)]
+    if not xp.isdtype(y.dtype, "bool"):
+        if not integral:
+            parts.append(xp.astype(xp.all(xp.isfinite(y)), fdt))
+        parts += [xp.astype(xp.min(y), fdt), xp.astype(xp.max(y), fdt)]
+    host = _backend.to_numpy(xp.stack(parts))  # the one sync for this dataset
+    if host[0] != 1.0:
+        rows = np.flatnonzero(~np.all(np.isfinite(_backend.to_numpy(X).reshape(X.shape[0], -1)), axis=1))
+        raise ValueError(
+            f"{who}: {pre}X contains NaN or infinite values ({rows.size} samples, first at "
+            f"index {int(rows[0]) if rows.size else '?'}). Hint: drop or impute them before training"
+        )
+    if xp.isdtype(y.dtype, "bool"):
+        return
+    if not integral and host[1] != 1.0:
+        raise ValueError(
+            f"{who}: {pre}y contains NaN or infinite values. Hint: drop those samples"
+        )
+    lo, hi = float(host[-2]), float(host[-1])
+    if integral and kind == "ce":
+        n_classes = out.shape[-1] if out.ndim >= 2 else 1
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(
+                f"{who}: {pre}class labels must be in [0, {n_classes}) for a model with "
+                f"{n_classes} outputs, got labels from {lo:g} to {hi:g}. Hint: remap the "
+                f"labels to 0..{n_classes - 1} or widen the output layer"
+            )
+    if kind in ("bce", "bce_logits") and (lo < 0.0 or hi > 1.0):
+        raise ValueError(
+            f"{who}: {pre}{type(loss_fn).__name__} targets must be in [0, 1], got values "
+            f"from {lo:g} to {hi:g}"
+        )
+
+
+def _validate_dataset(
+    model: Module, loss_fn: Any, X: Any, y: Any | None, *, who: str, what: str, values: bool
+) -> Any:
+    pre = f"{what} " if what else ""
+    if y is None:
+        raise TypeError(
+            f"{who}: {pre}targets y are required, got None. Hint: predict(model, X) needs no targets"
+        )
+    xp = _check_arrays(model, X, y, who=who, what=what)
+    out = _check_targets(model, loss_fn, X, y, xp=xp, who=who, what=what)
+    if values:
+        _validate_values(loss_fn, X, y, out, xp=xp, who=who, what=what)
+    return xp
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_int(value: Any, name: str, *, minimum: int, who: str = "fit") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _current_lr(optimizer: Any) -> float | None:
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups:
+        return None
+    lr = groups[0].get("lr")
+    return None if lr is None else float(lr)
+
+
+def _reduce(loss_fn: Any, values: np.ndarray, sizes: np.ndarray, total: int) -> float:
+    """Dataset loss from batch losses: what the loss would give on all samples at once.
+
+    A "mean" loss averages per batch, so batches are weighted by their size; a "sum" loss
+    is summed.
+    """
+    if getattr(loss_fn, "reduction", "mean") == "sum":
+        return float(np.sum(values))
+    return float(np.dot(values, sizes) / total)
+
+
+def _stack_host(xp: Any, rows: list[list[Any]]) -> np.ndarray:
+    """Bring lists of 0-d device arrays to the host in a single transfer: (len(rows), S)."""
+    dt = rows[0][0].dtype
+    flat = [v if v.dtype == dt else xp.astype(v, dt) for row in rows for v in row]
+    host = _backend.to_numpy(xp.stack(flat)).astype(np.float64)
+    return host.reshape(len(rows), -1)
+
+
+class _StepLog:
+    """Per-step 0-d device values (loss, metrics) of one epoch, kept on the device.
+
+    Values are appended as they come (no sync). Every ``_CHUNK`` steps the pending 0-d
+    arrays are stacked into one 1-D device array, so a long epoch (batch size 1 on
+    MNIST is 60 000 steps) holds a few hundred arrays instead of one per step.
+    :meth:`host` copies a range of steps of every row to the host in one transfer.
+    """
+
+    _CHUNK = 1024
+
+    def __init__(self, xp: Any, rows: int) -> None:
+        self.xp = xp
+        self.rows = rows
+        self.dtype: Any = None
+        self.chunks: list[list[Any]] = [[] for _ in range(rows)]  # 1-D arrays
+        self.pending: list[list[Any]] = [[] for _ in range(rows)]  # 0-d arrays
+        self.count = 0
+
+    def append(self, values: Sequence[Any]) -> None:
+        if self.dtype is None:
+            self.dtype = values[0].dtype
+        for r, v in enumerate(values):
+            self.pending[r].append(v if v.dtype == self.dtype else self.xp.astype(v, self.dtype))
+        self.count += 1
+        if len(self.pending[0]) >= self._CHUNK:
+            for r in range(self.rows):
+                self.chunks[r].append(self.xp.stack(self.pending[r]))
+                self.pending[r] = []
+
+    def host(self, start: int = 0) -> np.ndarray:
+        """Steps ``start ..`` of every row as a float64 host array ``(rows, steps)``; one sync."""
+        xp = self.xp
+        per_row = []
+        for r in range(self.rows):
+            parts = list(self.chunks[r])
+            if self.pending[r]:
+                parts.append(xp.stack(self.pending[r]))
+            row = parts[0] if len(parts) == 1 else xp.concat(parts)
+            per_row.append(row[start:] if start else row)
+        both = per_row[0][None, ...] if self.rows == 1 else xp.stack(per_row)
+        return _backend.to_numpy(both).astype(np.float64).reshape(self.rows, -1)
+
+
+def _evaluate_core(
+    model: Module,
+    loss_fn: Any,
+    X: Any,
+    y: Any,
+    *,
+    xp: Any,
+    batch_size: int,
+    metric_fns: Sequence[tuple[str, Callable[[Array, Array], Array]]],
+) -> dict[str, float]:
+    """Eval-mode pass over (X, y) in order; one host sync at the end."""
+    n = int(X.shape[0])
+    saved = _modes(model)
+    losses: list[Any] = []
+    mvals: list[list[Any]] = [[] for _ in metric_fns]
+    sizes: list[int] = []
+    try:
+        model.eval()
+        with _LossValidation(loss_fn):
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                xb, yb = X[start:stop, ...], y[start:stop, ...]
+                out = model(xb)
+                if loss_fn is not None:
+                    losses.append(loss_fn(out, yb)[0])
+                for j, (_, fn) in enumerate(metric_fns):
+                    mvals[j].append(fn(out, yb))
+                sizes.append(stop - start)
+    finally:
+        _restore_modes(saved)
+    rows = ([losses] if loss_fn is not None else []) + mvals
+    result: dict[str, float] = {}
+    if not rows:
+        return result
+    host = _stack_host(xp, rows)
+    w = np.asarray(sizes, dtype=np.float64)
+    i = 0
+    if loss_fn is not None:
+        result["loss"] = _reduce(loss_fn, host[0], w, n)
+        i = 1
+    for j, (name, _) in enumerate(metric_fns):
+        result[name] = float(np.dot(host[i + j], w) / n)
+    return result
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def evaluate(
+    model: Module,
+    loss_fn: LossFn | None,
+    X: Array,
+    y: Array,
+    *,
+    batch_size: int = 256,
+    metrics: Iterable[str | Callable[[Array, Array], Array]] = (),
+    validate_data: bool = True,
+) -> dict[str, float]:
+    """Loss and metrics of ``model`` on ``(X, y)``, in eval mode.
+
+    Parameters
+    ----------
+    model
+        The model; put in eval mode for the pass, its previous mode restored afterwards.
+        No gradient, stored forward pass or optimizer state is touched.
+    loss_fn
+        ``loss_fn(output, target) -> (loss, grad)``; ``None`` for metrics only.
+    X, y
+        Inputs and targets on the model's backend and device.
+    batch_size
+        Samples per forward pass (only memory and rounding depend on it).
+    metrics
+        Names from :data:`xpnet.metrics.METRICS` or callables (see :mod:`xpnet.metrics`).
+    validate_data
+        Check the data once (finite, labels in range; one host sync) before the pass.
+
+    Returns
+    -------
+    dict
+        ``{"loss": float, <metric>: float, ...}``: the loss over the whole dataset (as the
+        loss's ``reduction`` would give on one big batch) and size-weighted metric means.
+        One host sync for all of them.
+    """
+    who = "evaluate"
+    batch_size = _check_int(batch_size, "batch_size", minimum=1, who=who)
+    xp = _validate_dataset(model, loss_fn, X, y, who=who, what="", values=validate_data)
+    metric_fns = _resolve_metrics(metrics, loss_fn)
+    return _evaluate_core(model, loss_fn, X, y, xp=xp, batch_size=batch_size, metric_fns=metric_fns)
+
+
+def predict(model: Module, X: Array, *, batch_size: int = 256) -> Array:
+    """Model outputs for ``X`` in eval mode, concatenated over batches.
+
+    Parameters
+    ----------
+    model
+        The model; eval mode during the pass, previous mode restored afterwards.
+    X
+        Inputs on the model's backend and device.
+    batch_size
+        Samples per forward pass.
+
+    Returns
+    -------
+    array
+        Shape ``(N, ...)`` in ``X``'s namespace, on its device, in the model's dtype.
+        Nothing is copied to the host.
+    """
+    batch_size = _check_int(batch_size, "batch_size", minimum=1, who="predict")
+    xp = _check_arrays(model, X, None, who="predict", what="")
+    n = int(X.shape[0])
+    saved = _modes(model)
+    try:
+        model.eval()
+        outs = [model(X[s : min(s + batch_size, n), ...]) for s in range(0, n, batch_size)]
+    finally:
+        _restore_modes(saved)
+    return outs[0] if len(outs) == 1 else xp.concat(outs, axis=0)
+
+
+def fit(
+    model: Module,
+    loss_fn: LossFn,
+    optimizer: Any,
+    X: Array,
+    y: Array,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    validation_data: tuple[Array, Array] | None = None,
+    metrics: str | Iterable[str | Callable[[Array, Array], Array]] = "auto",
+    callbacks: Iterable[Callback] = (),
+    scheduler: Any = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    generator: np.random.Generator | int | None = None,
+    verbose: int | bool | str = "auto",
+    log_every: int | None = None,
+    initial_epoch: int = 0,
+    validate_data: bool = True,
+    nan_guard: bool = True,
+    validation_batch_size: int = 256,
+) -> History:
+    """Train ``model`` on ``(X, y)`` with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    model
+        A :class:`~xpnet.Module` on the data's backend, device and dtype.
+    loss_fn
+        ``loss_fn(output, target) -> (loss, grad)`` (``xpnet.losses``). Its
+        ``validate`` switch is turned off during ``fit`` (the data is checked once at
+        entry instead) and restored afterwards.
+    optimizer
+        An ``xpnet.optim`` optimizer over ``model.parameters()``.
+    X, y
+        Training inputs ``(N, ...)`` and targets ``(N, ...)`` on the model's backend and
+        device: float inputs of the model's dtype; integer class labels or float targets.
+    epochs
+        **Total** number of epochs: training runs epochs ``initial_epoch .. epochs-1``.
+    batch_size
+        Samples per step.
+    validation_data
+        ``(X_val, y_val)``, evaluated in eval mode after each epoch (``val_*`` keys).
+    metrics
+        Metric names or callables (:mod:`xpnet.metrics`). ``"auto"`` (default):
+        ``("accuracy",)`` for ``CrossEntropyLoss``, ``BCELoss`` and
+        ``BCEWithLogitsLoss`` (accuracy then thresholds logits at 0), none otherwise.
+    callbacks
+        :class:`~xpnet.callbacks.Callback` instances, called in order.
+    scheduler
+        A learning-rate scheduler stepped once at the end of every epoch, before the
+        user's callbacks (so a checkpoint saves the stepped state); a
+        ``ReduceLROnPlateau`` receives ``val_loss`` when validating, else ``loss``.
+    shuffle
+        Visit the samples in a new order every epoch (via :class:`xpnet.data.DataLoader`).
+    drop_last
+        Skip a last, smaller batch.
+    generator
+        Shuffling order: a ``numpy.random.Generator`` (advanced by one
+        ``permutation(N)`` per epoch; restore its state to resume), an int seed (a
+        fresh generator, fast-forwarded past ``initial_epoch`` epochs so a resumed run
+        with the same seed sees the same orders), or None (the generator of
+        :func:`xpnet.manual_seed`).
+    verbose
+        ``"auto"``/1: a progress bar on a terminal, one line per epoch otherwise;
+        2: one line per epoch; 0: silent.
+    log_every
+        Also report the running loss every this many steps (one host sync each); None
+        reports once per epoch.
+    initial_epoch
+        0-based epoch to start at when resuming: with ``epochs=4`` and
+        ``initial_epoch=2`` two more epochs run.
+    validate_data
+        Check the data's values once at entry (finite inputs, class labels in range;
+        one host sync per dataset). Shapes, backend, device and dtype are always checked.
+    nan_guard
+        Add a :class:`~xpnet.callbacks.NaNGuard` unless ``callbacks`` has one: on a
+        non-finite epoch loss restore the last good weights and raise
+        :class:`~xpnet.callbacks.NonFiniteLossError`.
+    validation_batch_size
+        Batch size of the validation pass.
+
+    Returns
+    -------
+    History
+        ``history.history["loss"]``, ``["val_loss"]``, each metric and ``"val_<metric>"``,
+        ``"lr"`` (the rate used in the epoch), ``"time"`` (seconds), ``"max_batch_loss"``;
+        ``history.epoch`` lists the epochs run.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad data (namespace, device, dtype, shapes, non-finite values, labels out of range)
+        or arguments, before any step.
+    NonFiniteLossError
+        The loss diverged (with ``nan_guard``); ``exc.history`` holds the completed epochs.
+
+    Notes
+    -----
+    Per step the loss and metric values stay on the device as 0-d arrays; at the end of
+    the epoch they are stacked and copied to the host in one transfer, from which the
+    epoch's loss (size-weighted mean of the batch losses), metrics, the largest batch
+    loss and, on divergence, the first non-finite step are computed.
+    """
+    who = "fit"
+    epochs = _check_int(epochs, "epochs", minimum=0)
+    initial_epoch = _check_int(initial_epoch, "initial_epoch", minimum=0)
+    batch_size = _check_int(batch_size, "batch_size", minimum=1)
+    validation_batch_size = _check_int(validation_batch_size, "validation_batch_size", minimum=1)
+    if log_every is not None:
+        log_every = _check_int(log_every, "log_every", minimum=1)
+    if not isinstance(model, Module):
+        raise TypeError(f"fit: model must be an xpnet.Module, got {type(model).__name__}")
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"fit: optimizer must have a step() method, got {type(optimizer).__name__}")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"fit: callbacks must be xpnet.callbacks.Callback instances, got {type(cb).__name__}"
+            )
+    mode = resolve_mode(verbose)
+
+    xp = _validate_dataset(model, loss_fn, X, y, who=who, what="training", values=validate_data)
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError(
+                f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}"
+            )
+        Xv, yv = validation_data
+        _validate_dataset(model, loss_fn, Xv, yv, who=who, what="validation", values=validate_data)
+        if _backend.namespace_of(Xv) is not xp or _backend.device_of(Xv) != _backend.device_of(X):
+            raise ValueError("fit: validation_data must be on the training data's backend and device")
+    metric_fns = _resolve_metrics(metrics, loss_fn)
+
+    from .data import DataLoader  # lazy: data sits above training in the dependency graph
+
+    n = int(X.shape[0])
+    gen: np.random.Generator | None = None
+    if shuffle:
+        gen = resolve_generator(generator)
+        if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+            # A seed names the whole run: skip the orders of the epochs already done.
+            for _ in range(initial_epoch):
+                gen.permutation(n)
+    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen)
+    steps = len(loader)
+    if steps == 0:
+        raise ValueError(
+            f"fit: drop_last=True with batch_size={batch_size} > {n} samples leaves no batch"
+        )
+
+    # Order at epoch end: NaNGuard first, so no other callback (a checkpoint) sees bad
+    # weights; then the scheduler, so a checkpoint saves the state the next epoch starts
+    # from; then the user's callbacks; the History last, to record what they added.
+    guards = [cb for cb in callbacks if isinstance(cb, NaNGuard)]
+    others = [cb for cb in callbacks if not isinstance(cb, NaNGuard)]
+    if nan_guard and not guards:
+        guards = [NaNGuard()]
+    sched_cbs = [] if scheduler is None else [LRSchedulerCallback(scheduler)]
+    history = History()
+    all_cbs: list[Callback] = [*guards, *sched_cbs, *others, history]
+
+    state = TrainState(
+        epoch=initial_epoch,
+        global_step=initial_epoch * steps,
+        scheduler=scheduler,
+        generator=gen,
+        loss_fn=loss_fn,
+    )
+    params = {
+        "epochs": epochs,
+        "initial_epoch": initial_epoch,
+        "steps": steps,
+        "batch_size": batch_size,
+        "samples": n,
+        "do_validation": validation_data is not None,
+        "metrics": [name for name, _ in metric_fns],
+        "shuffle": bool(shuffle),
+    }
+    for cb in all_cbs:
+        cb.set_context(model=model, optimizer=optimizer, params=params, state=state)
+
+    def hooks(name: str) -> list[Callable[..., None]]:
+        base = getattr(Callback, name)
+        return [getattr(cb, name) for cb in all_cbs if getattr(type(cb), name) is not base]
+
+    batch_begin, batch_end = hooks("on_batch_begin"), hooks("on_batch_end")
+    per_batch = bool(batch_begin or batch_end)
+    progress = ProgressReporter(mode, epochs=epochs, steps=steps)
+    saved_modes = _modes(model)
+    logs: dict[str, Any] = {}
+
+    try:
+        with _LossValidation(loss_fn):
+            for cb in all_cbs:
+                cb.on_train_begin({})
+            for epoch in range(initial_epoch, epochs):
+                state.epoch = epoch
+                state.batch_losses = None
+                for cb in all_cbs:
+                    cb.on_epoch_begin(epoch, {})
+                progress.epoch_begin(epoch)
+                lr = _current_lr(optimizer)
+                t0 = time.perf_counter()
+                steplog = _StepLog(xp, 1 + len(metric_fns))
+                sizes: list[int] = []
+                logged = 0
+                stop = False
+                model.train()
+                for step, (xb, yb) in enumerate(loader):
+                    for h in batch_begin:
+                        h(step, {})
+                    if per_batch:
+                        model.train()  # a batch hook may have switched modes
+                    out = model(xb)
+                    loss, dy = loss_fn(out, yb)
+                    # Metrics read the output before backward, which may reuse buffers.
+                    steplog.append([loss, *(fn(out, yb) for _, fn in metric_fns)])
+                    model.zero_grad()
+                    model.backward(dy)
+                    optimizer.step()
+                    sizes.append(int(xb.shape[0]))
+                    state.global_step += 1
+                    done = step + 1
+                    if log_every is not None and done % log_every == 0:
+                        part = steplog.host(logged)[0]
+                        w_part = np.asarray(sizes[logged:done], dtype=np.float64)
+                        progress.step(done, _reduce(loss_fn, part, w_part, int(w_part.sum())))
+                        logged = done
+                    else:
+                        progress.step(done)
+                    if batch_end:
+                        blogs = {"loss": loss, "size": sizes[-1]}
+                        for h in batch_end:
+                            h(step, blogs)
+                        if any(cb.stop_training for cb in all_cbs):
+                            stop = True
+                            break
+
+                # The epoch's one sync: every step's loss and metric values in one transfer.
+                host = steplog.host()
+                w = np.asarray(sizes, dtype=np.float64)
+                seen = int(w.sum())
+                state.batch_losses = host[0]
+                logs = {"loss": _reduce(loss_fn, host[0], w, seen)}
+                for j, (name, _) in enumerate(metric_fns):
+                    logs[name] = float(np.dot(host[1 + j], w) / seen)
+                logs["max_batch_loss"] = float(np.max(host[0]))
+                if validation_data is not None:
+                    if math.isfinite(logs["loss"]):
+                        val = _evaluate_core(
+                            model, loss_fn, Xv, yv, xp=xp, batch_size=validation_batch_size,
+                            metric_fns=metric_fns,
+                        )
+                    else:  # diverged: the weights are garbage, do not spend a pass on them
+                        val = {"loss": math.nan, **{name: math.nan for name, _ in metric_fns}}
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs["lr"] = lr
+                logs["time"] = time.perf_counter() - t0
+                progress.epoch_end(epoch, logs)
+                for cb in all_cbs:
+                    cb.on_epoch_end(epoch, logs)
+                stoppers = [cb for cb in all_cbs if cb.stop_training]
+                if stop or stoppers:
+                    reason = type(stoppers[0]).__name__ if stoppers else "a callback"
+                    state.stop_reason = history.stop_reason = reason
+                    history.stopped_epoch = epoch
+                    progress.message(f"epoch {epoch + 1}/{epochs}: training stopped by {reason}")
+                    break
+            for cb in all_cbs:
+                cb.on_train_end(dict(logs))
+    except NonFiniteLossError as exc:
+        exc.history = history
+        raise
+    finally:
+        progress.close()
+        _restore_modes(saved_modes)
+    return history
