@@ -1,0 +1,339 @@
+"""check_layer certifies built-in layers and catches planted contract violations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import _backend
+from xpnet import activations as A
+from xpnet.testing.check_layer import LayerCheckError, LayerCheckReport, check_layer
+
+# The backends check_layer uses by default that exist on every CI machine; cupy and
+# torch join when installed/usable.
+ALWAYS = {"numpy", "array_api_strict", "array_api_strict:device1"}
+
+BUILTIN = {
+    "Linear": (lambda: xpnet.Linear(5, 3), (4, 5), {}),
+    "Linear-no-bias": (lambda: xpnet.Linear(5, 3, bias=False), (4, 5), {}),
+    "Linear-3d": (lambda: xpnet.Linear(5, 3), (2, 4, 5), {}),
+    "Identity": (xpnet.Identity, (4, 5), {}),
+    "Flatten": (xpnet.Flatten, (4, 2, 3), {}),
+    "Sequential": (lambda: xpnet.Sequential(xpnet.Linear(5, 4), A.Tanh(), xpnet.Linear(4, 2)), (3, 5), {}),
+    # Dropout's train-mode forward is random, so it is no fixed function to difference.
+    "Dropout": (lambda: xpnet.Dropout(0.5), (4, 5), {"gradcheck": False}),
+    "Sigmoid": (A.Sigmoid, (4, 5), {}),
+    "Tanh": (A.Tanh, (4, 5), {}),
+    "ReLU": (A.ReLU, (4, 5), {}),
+    "LeakyReLU": (lambda: A.LeakyReLU(0.1), (4, 5), {}),
+    "ELU": (A.ELU, (4, 5), {}),
+    "GELU": (A.GELU, (4, 5), {}),
+    "GELU-tanh": (lambda: A.GELU(approximate="tanh"), (4, 5), {}),
+    "SiLU": (A.SiLU, (4, 5), {}),
+    "Softplus": (A.Softplus, (4, 5), {}),
+    "Softmax": (A.Softmax, (4, 5), {}),
+    "LogSoftmax": (A.LogSoftmax, (4, 5), {}),
+    "Heaviside": (A.Heaviside, (4, 5), {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_builtin_layers_pass(name):
+    factory, shape, kw = BUILTIN[name]
+    report = check_layer(factory, shape, **kw)
+    assert isinstance(report, LayerCheckReport) and report.ok
+    assert ALWAYS <= set(report.backends)
+    for r in report.backends.values():
+        assert "forward output" in r.passed and "backward dx" in r.passed
+        assert "eval mode" in r.passed and "backward before forward" in r.passed
+        if kw.get("gradcheck", True):
+            assert "gradcheck" in r.passed and r.gradcheck_max_abs_err is not None
+
+
+def test_builtin_layers_pass_in_float32():
+    report = check_layer(lambda: xpnet.Linear(5, 3), (4, 5), dtype="float32")
+    assert report.ok and all(r.dtype == "float32" for r in report.backends.values())
+
+
+def test_device_without_float64_checks_in_float32_and_skips_gradcheck():
+    report = check_layer(lambda: xpnet.Linear(5, 3), (4, 5), backends=["array_api_strict:no_float64"])
+    r = report.backends["array_api_strict:no_float64"]
+    assert r.ok and r.dtype == "float32"
+    assert any("gradcheck" in s for s in r.skipped)
+    assert report.backends["numpy"].dtype == "float64"  # the reference always runs
+
+
+def test_rng_state_is_left_alone():
+    xpnet.manual_seed(5)
+    before = xpnet.get_rng_state()
+    check_layer(lambda: xpnet.Dropout(0.5), (4, 5), gradcheck=False, backends=["numpy", "array_api_strict"])
+    assert xpnet.get_rng_state() == before
+
+
+# --------------------------------------------------------------------------- planted bugs
+
+
+class _Base(xpnet.Module):
+    """A well-behaved parameter-free layer; the planted bugs override one piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache = None
+
+    def _store(self, value):
+        self._cache = value if self.training else None
+
+    def _take(self):
+        value = self._cache
+        if value is None:
+            raise self._missing_cache()
+        self._cache = None
+        return value
+
+
+class WrongGradient(_Base):
+    """tanh whose backward forgets to square: dx = dy (1 - tanh x)."""
+
+    def forward(self, x):
+        y = _backend.namespace_of(x).tanh(x)
+        self._store(y)
+        return y
+
+    def backward(self, dy):
+        y = self._take()
+        return dy * (1.0 - y)
+
+
+class NumpyCall(_Base):
+    """Doubles its input through NumPy: works on NumPy, breaks every other backend."""
+
+    def forward(self, x):
+        self._store(True)
+        return np.asarray(x) * 2.0
+
+    def backward(self, dy):
+        self._take()
+        return dy * 2.0
+
+
+class MissingDevice(_Base):
+    """Adds a constant created without device=: lands on the default device."""
+
+    def forward(self, x):
+        xp = _backend.namespace_of(x)
+        self._store(True)
+        return x + xp.ones(x.shape[-1:], dtype=x.dtype)
+
+    def backward(self, dy):
+        self._take()
+        return dy
+
+
+class MissingDeviceInBackward(_Base):
+    """Returns dx = 0 created without device=."""
+
+    def forward(self, x):
+        self._store(tuple(x.shape))
+        return x * 0.0
+
+    def backward(self, dy):
+        shape = self._take()
+        return _backend.namespace_of(dy).zeros(shape, dtype=dy.dtype)
+
+
+class NumpyScalar(_Base):
+    """Multiplies by np.float64(2): promotes float32 NumPy arrays to float64."""
+
+    def forward(self, x):
+        self._store(True)
+        return x * np.float64(2.0)
+
+    def backward(self, dy):
+        self._take()
+        return dy * 2.0
+
+
+class EvalStores(_Base):
+    """Keeps its input for backward even in eval mode."""
+
+    def forward(self, x):
+        self._cache = True
+        return x * 3.0
+
+    def backward(self, dy):
+        self._take()
+        return dy * 3.0
+
+
+class NoCacheCheck(xpnet.Module):
+    """Never checks for a stored forward: backward always 'works'."""
+
+    def forward(self, x):
+        return x * 1.5
+
+    def backward(self, dy):
+        return dy * 1.5
+
+
+class ForgetsParamGrad(_Base):
+    """A scale parameter whose gradient is never accumulated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = xpnet.Parameter(np.full((5,), 2.0))
+
+    def forward(self, x):
+        self._store(True)
+        return x * self.scale.data
+
+    def backward(self, dy):
+        self._take()
+        return dy * self.scale.data
+
+
+class WrongShapeDx(_Base):
+    """Returns dx summed over the batch."""
+
+    def forward(self, x):
+        self._store(True)
+        return x * 1.0
+
+    def backward(self, dy):
+        self._take()
+        return _backend.namespace_of(dy).sum(dy, axis=0)
+
+
+class MutatesInput(_Base):
+    """Scales its input in place."""
+
+    def forward(self, x):
+        self._store(True)
+        x *= 2.0
+        return x
+
+    def backward(self, dy):
+        self._take()
+        return dy * 2.0
+
+
+class TorchOnlyBranch(_Base):
+    """A backend-specific branch computes slightly different numbers on torch."""
+
+    def forward(self, x):
+        xp = _backend.namespace_of(x)
+        self._store(True)
+        scale = 1.0 + 1e-6 if _backend.backend_name(xp) == "torch" else 1.0
+        return x * scale
+
+    def backward(self, dy):
+        self._take()
+        return dy * 1.0
+
+
+def _fail(layer, shape=(3, 5), **kw) -> tuple[LayerCheckError, dict]:
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(layer, shape, **kw)
+    by_backend: dict[str, list] = {}
+    for f in info.value.report.failures:
+        by_backend.setdefault(f.backend, []).append(f)
+    return info.value, by_backend
+
+
+def test_wrong_gradient_fails_gradcheck_everywhere():
+    err, by = _fail(WrongGradient)
+    assert ALWAYS <= set(by)
+    for fails in by.values():
+        assert [f.check for f in fails] == ["gradcheck"]
+    msg = str(err)
+    assert "[array_api_strict:device1] gradcheck: gradient of input disagrees with finite differences" in msg
+    assert "check the derivative formula" in msg
+
+
+def test_numpy_call_is_caught_with_a_hint():
+    err, by = _fail(NumpyCall)
+    assert "numpy" not in by  # NumPy itself cannot tell
+    strict = by["array_api_strict"][0]
+    assert strict.check == "output"
+    assert strict.message == "output is a numpy array on array_api_strict"
+    assert "the layer probably calls numpy" in strict.hint
+    dev1 = by["array_api_strict:device1"][0]
+    assert dev1.check == "forward" and "the layer probably calls numpy" in dev1.hint
+    if "torch" in err.report.backends:
+        assert by["torch"][0].message == "output is a numpy array on torch"
+
+
+def test_missing_device_is_caught_on_device1_with_a_hint():
+    err, by = _fail(MissingDevice)
+    assert set(by) == {"array_api_strict:device1"}  # every default device passes
+    f = by["array_api_strict:device1"][0]
+    assert f.check == "forward" and "two different devices" in f.message
+    assert "created on CPU_DEVICE instead of device1: pass device=" in f.hint
+
+
+def test_missing_device_in_backward_names_dx():
+    err, by = _fail(MissingDeviceInBackward)
+    assert set(by) == {"array_api_strict:device1"}
+    f = by["array_api_strict:device1"][0]
+    assert f.message == "dx (backward's return value) is on device CPU_DEVICE, expected device1 (the input's device)"
+    assert f.hint.startswith("created on CPU_DEVICE instead of device1: pass device=")
+
+
+def test_numpy_scalar_promotion_is_caught_in_float32():
+    err, by = _fail(NumpyScalar, dtype="float32", gradcheck=False)
+    f = by["numpy"][0]
+    assert f.message == "output has dtype float64, expected float32"
+    assert "NumPy scalar" in f.hint
+
+
+def test_eval_mode_storing_is_caught():
+    err, by = _fail(EvalStores)
+    checks = {f.check for fails in by.values() for f in fails}
+    assert checks == {"eval mode"}
+    assert "store nothing" in by["numpy"][0].hint
+
+
+def test_missing_cache_checks_are_caught():
+    err, by = _fail(NoCacheCheck)
+    checks = {f.check for f in by["numpy"]}
+    assert checks == {"second backward", "backward before forward", "eval mode"}
+    assert "_missing_cache" in str(err)
+
+
+def test_missing_parameter_gradient():
+    err, by = _fail(ForgetsParamGrad)
+    f = by["numpy"][0]
+    assert f.check == "parameter gradients" and f.message == "scale.grad is None after backward"
+    assert "accumulate_grad" in f.hint
+
+
+def test_wrong_dx_shape():
+    err, by = _fail(WrongShapeDx, gradcheck=False)
+    f = by["numpy"][0]
+    assert f.message == "dx (backward's return value) has shape (5,), expected (3, 5)"
+
+
+def test_input_mutation():
+    err, by = _fail(MutatesInput, gradcheck=False)
+    assert any(f.message == "forward modified its input in place" for f in by["numpy"])
+
+
+def test_backend_specific_numbers_fail_agreement():
+    pytest.importorskip("torch")
+    err, by = _fail(TorchOnlyBranch, gradcheck=False)
+    assert set(by) == {"torch"}
+    f = by["torch"][0]
+    assert f.check == "agreement with numpy" and "output vs numpy" in f.message
+
+
+def test_report_text_lists_backends_and_raise_switch():
+    report = check_layer(NumpyCall, (3, 5), raise_on_failure=False)
+    assert not report.ok
+    text = str(report)
+    assert text.startswith("check_layer(NumpyCall, input (3, 5), float64):")
+    assert "numpy: ok" in text and "array_api_strict: FAILED" in text
+
+
+def test_bad_factory():
+    with pytest.raises(TypeError, match="must return an xpnet Module"):
+        check_layer(lambda: 3, (2, 2))
