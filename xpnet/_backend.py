@@ -102,7 +102,11 @@ def namespace_of(*arrays: Array) -> Namespace:
 
 def device_of(x: Array) -> Any:
     """Return the device an array lives on (``"cpu"`` for NumPy)."""
-    return array_api_compat.device(x)
+    # ``.device`` is the standard attribute (NumPy 2, CuPy, torch, array-api-strict all
+    # have it) and costs ~40 ns; array_api_compat.device costs ~0.4 µs and is the
+    # fallback for arrays that lack the attribute.
+    dev = getattr(x, "device", None)
+    return dev if dev is not None else array_api_compat.device(x)
 
 
 def get_namespace(backend: str | Namespace) -> Namespace:

@@ -1,0 +1,492 @@
+"""Loss functions that return the loss *and* its gradient with respect to the prediction.
+
+``loss_fn(input, target) -> (loss, grad)``: ``loss`` is a 0-d array in the input's
+namespace, device and dtype (no host synchronisation: log it with ``float(loss)`` only
+when you need the number) and ``grad = dloss/dinput`` has the input's shape, ready for
+``model.backward(grad)``. Values follow torch exactly (same reductions, the same clamps),
+so a test can compare against ``torch.nn`` in float64.
+
+>>> import numpy as np
+>>> from xpnet.losses import MSELoss
+>>> loss, grad = MSELoss()(np.array([[0.5], [0.2]]), np.array([[1.0], [0.0]]))
+>>> round(float(loss), 6), grad.ravel().tolist()
+(0.145, [-0.5, 0.2])
+
+Validation
+----------
+Shapes and dtypes are always checked (that is free). Checks that read array *values*
+(class labels in ``[0, C)``, probabilities in range) need a host synchronisation, so
+they run only while ``loss_fn.validate`` is True (the default, for a loss called
+directly). :func:`xpnet.training.fit` validates the whole dataset once and then sets
+``loss_fn.validate = False`` for the training steps. With validation off, bad values give
+wrong numbers instead of an error (an out-of-range label contributes no target mass).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import _backend
+
+__all__ = [
+    "Loss",
+    "MSELoss",
+    "L1Loss",
+    "HuberLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "REDUCTIONS",
+]
+
+Array = Any
+Namespace = Any
+
+#: Reductions every loss accepts. torch's ``"none"`` is not offered: the training
+#: protocol needs a scalar loss and a gradient of the input's shape.
+REDUCTIONS = ("mean", "sum")
+
+# torch clamps each log term of BCELoss at -100 so that p = 0 or 1 gives a finite loss.
+_BCE_LOG_CLAMP = -100.0
+# torch's binary_cross_entropy_backward divides by max((1 - p) p, 1e-12).
+_BCE_GRAD_EPS = 1e-12
+
+
+def _check_reduction(reduction: str, who: str) -> str:
+    if reduction not in REDUCTIONS:
+        hint = (
+            " (per-element losses are not supported: the training loop needs a scalar)"
+            if reduction == "none"
+            else ""
+        )
+        raise ValueError(f"{who}: reduction must be one of {REDUCTIONS}, got {reduction!r}{hint}")
+    return reduction
+
+
+# Keyed by (id(xp), dtype, kind): the namespace id first, so dtypes of different
+# libraries are never compared with each other (array-api-strict warns on that).
+_DTYPE_KIND: dict[tuple[int, Any, str], bool] = {}
+
+
+def _is_kind(xp: Namespace, dtype: Any, kind: str) -> bool:
+    """``xp.isdtype(dtype, kind)``, memoised: it costs a microsecond per call on NumPy."""
+    try:
+        return _DTYPE_KIND[(id(xp), dtype, kind)]
+    except KeyError:
+        ok = _DTYPE_KIND[(id(xp), dtype, kind)] = bool(xp.isdtype(dtype, kind))
+        return ok
+    except TypeError:  # an unhashable dtype object
+        return bool(xp.isdtype(dtype, kind))
+
+
+def _to_host_bool(ok: Array) -> bool:
+    # The one deliberate host synchronisation of a validating loss.
+    return bool(_backend.to_numpy(ok))
+
+
+class Loss:
+    """Base class: ``loss_fn(input, target) -> (loss, grad)``.
+
+    Parameters
+    ----------
+    reduction
+        ``"mean"`` (default) or ``"sum"``.
+    validate
+        Check target *values* (needs a host sync); see the module docstring.
+
+    Subclasses implement :meth:`forward`.
+    """
+
+    def __init__(self, *, reduction: str = "mean", validate: bool = True) -> None:
+        self.reduction = _check_reduction(reduction, type(self).__name__)
+        self.validate = bool(validate)
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        """Compute the loss and its gradient with respect to ``input``.
+
+        Parameters
+        ----------
+        input
+            The prediction: a real floating array of any backend.
+        target
+            Targets on the same backend and device (see each loss for shape and dtype).
+
+        Returns
+        -------
+        loss
+            0-d array in the input's namespace, device and dtype (no host sync).
+        grad
+            ``dloss/dinput``, same shape, dtype and device as ``input``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
+        return self.forward(input, target)
+
+    def extra_repr(self) -> str:
+        """Non-default arguments, shown in the repr (torch style)."""
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _reduce(self, total: Array, g: Array, n: int, scale: float = 1.0) -> tuple[Array, Array]:
+        """Apply the reduction to the summed loss and the unscaled gradient ``g``."""
+        if self.reduction == "mean":
+            total = total / n
+            g = g * (scale / n)
+        elif scale != 1.0:
+            g = g * scale
+        # NumPy turns 0-d results into NumPy scalars (a float64 one even passes as a
+        # Python float); indexing with ... gives a real 0-d array on every backend.
+        return total[...], g
+
+    # -------------------------------------------------------------- shared checks
+
+    def _namespace(self, input: Array, target: Array) -> Namespace:
+        """Common checks; return ``xp``. Mixed backends raise TypeError (namespace_of)."""
+        who = type(self).__name__
+        xp = _backend.namespace_of(input, target)
+        if not _is_kind(xp, input.dtype, "real floating"):
+            raise TypeError(
+                f"{who}: input must be a real floating array, got dtype "
+                f"{_backend.dtype_name(input.dtype)}. Hint: the model's output, or "
+                f"xpnet.asarray(x, dtype='float32')"
+            )
+        if 0 in input.shape:
+            raise ValueError(f"{who}: got an empty input of shape {tuple(input.shape)}")
+        di, dt = _backend.device_of(input), _backend.device_of(target)
+        if di != dt:
+            raise ValueError(
+                f"{who}: input is on device {di!r} but target is on {dt!r}. Hint: "
+                f"xpnet.asarray(target, {_backend.backend_name(xp)!r}, device={di!r})"
+            )
+        return xp
+
+    def _same_shape_target(self, input: Array, target: Array, xp: Namespace) -> Array:
+        """Target of input's shape, cast to input's dtype (int/bool 0-1 labels welcome)."""
+        if target.shape != input.shape:
+            hint = ""
+            if target.ndim + 1 == input.ndim and input.shape[-1] == 1:
+                hint = " Hint: reshape the target to (N, 1), e.g. y[:, None]"
+            elif target.ndim == input.ndim + 1 and target.shape[-1] == 1:
+                hint = " Hint: reshape the target to the input's shape, e.g. y[:, 0]"
+            raise ValueError(
+                f"{type(self).__name__}: target shape {tuple(target.shape)} must equal the "
+                f"input shape {tuple(input.shape)} (no broadcasting).{hint}"
+            )
+        if target.dtype != input.dtype:
+            target = xp.astype(target, input.dtype)
+        return target
+
+
+class MSELoss(Loss):
+    """Mean squared error ``(1/M) Σ (x - t)²`` over all M elements (torch's ``MSELoss``).
+
+    Parameters
+    ----------
+    reduction
+        ``"mean"`` (divide by the number of elements) or ``"sum"``.
+    validate
+        No value checks exist for this loss; accepted for a uniform interface.
+
+    Notes
+    -----
+    Forward ``L = (1/M) Σ (x - t)²``; gradient ``dL/dx = 2 (x - t) / M`` (without the
+    ``1/M`` for ``"sum"``). The target must have the input's shape; it is cast to the
+    input's dtype.
+    """
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        target = self._same_shape_target(input, target, xp)
+        d = input - target
+        return self._reduce(xp.sum(d * d), d, math.prod(input.shape), 2.0)
+
+
+class L1Loss(Loss):
+    """Mean absolute error ``(1/M) Σ |x - t|`` (torch's ``L1Loss``).
+
+    Notes
+    -----
+    Forward ``L = (1/M) Σ |x - t|``; gradient ``sign(x - t) / M`` (0 where ``x == t``, as
+    torch).
+    """
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        target = self._same_shape_target(input, target, xp)
+        d = input - target
+        return self._reduce(xp.sum(xp.abs(d)), xp.sign(d), math.prod(input.shape))
+
+
+class HuberLoss(Loss):
+    """Huber loss: quadratic for ``|x - t| < delta``, linear beyond (torch's ``HuberLoss``).
+
+    Parameters
+    ----------
+    delta
+        Where the quadratic turns linear; must be > 0 (default 1.0).
+    reduction, validate
+        As for :class:`Loss`.
+
+    Notes
+    -----
+    Per element, with ``d = x - t``: ``0.5 d²`` if ``|d| < delta`` else
+    ``delta (|d| - 0.5 delta)``. Gradient: ``clip(d, -delta, delta)`` (divided by M for
+    the mean).
+    """
+
+    def __init__(self, *, reduction: str = "mean", delta: float = 1.0, validate: bool = True) -> None:
+        super().__init__(reduction=reduction, validate=validate)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        target = self._same_shape_target(input, target, xp)
+        delta = self.delta
+        d = input - target
+        ad = xp.abs(d)
+        # 0.5 c² + delta (|d| - c) with c = min(|d|, delta) is torch's two pieces without a
+        # where (NumPy's where is slow on random masks); 0 extra where |d| < delta.
+        c = xp.minimum(ad, delta)
+        el = 0.5 * (c * c) + delta * (ad - c)
+        g = xp.minimum(xp.maximum(d, -delta), delta)
+        return self._reduce(xp.sum(el), g, math.prod(input.shape))
+
+    def extra_repr(self) -> str:
+        parts = [] if self.delta == 1.0 else [f"delta={self.delta}"]
+        base = super().extra_repr()
+        return ", ".join(([base] if base else []) + parts)
+
+
+class BCELoss(Loss):
+    """Binary cross-entropy on probabilities (torch's ``BCELoss``).
+
+    Parameters
+    ----------
+    reduction
+        ``"mean"`` over all elements (default) or ``"sum"``.
+    validate
+        Check that input and target lie in [0, 1] (host sync; torch always checks the input).
+
+    Notes
+    -----
+    Forward, per element: ``-(t log p + (1 - t) log(1 - p))`` with each log clamped at
+    -100 (as torch, so p = 0 or 1 stays finite). Gradient (torch's formula):
+    ``(p - t) / max(p (1 - p), 1e-12)``, divided by M for the mean. Prefer
+    :class:`BCEWithLogitsLoss` on logits: it is exact where a saturated sigmoid is not.
+    """
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        target = self._same_shape_target(input, target, xp)
+        p, t = input, target
+        if self.validate:
+            ok = xp.all((p >= 0) & (p <= 1) & (t >= 0) & (t <= 1))
+            if not _to_host_bool(ok):
+                raise ValueError(
+                    "BCELoss: input (probabilities) and target must lie in [0, 1] (a NaN "
+                    "fails too). Hint: apply Sigmoid to the model's output, or use "
+                    "BCEWithLogitsLoss on the logits"
+                )
+        # log(0) would warn and give -inf: feed the log a safe 1 there and clamp instead.
+        pos = p > 0
+        log_p = xp.maximum(xp.where(pos, xp.log(xp.where(pos, p, 1.0)), _BCE_LOG_CLAMP), _BCE_LOG_CLAMP)
+        below = p < 1
+        log_q = xp.maximum(
+            xp.where(below, xp.log1p(-xp.where(below, p, 0.0)), _BCE_LOG_CLAMP), _BCE_LOG_CLAMP
+        )
+        el = (t - 1.0) * log_q - t * log_p
+        g = (p - t) / xp.maximum((1.0 - p) * p, _BCE_GRAD_EPS)
+        return self._reduce(xp.sum(el), g, math.prod(input.shape))
+
+
+class BCEWithLogitsLoss(Loss):
+    """Sigmoid + binary cross-entropy in one stable step (torch's ``BCEWithLogitsLoss``).
+
+    Parameters
+    ----------
+    pos_weight
+        Weight of the positive term, a float or an array broadcastable to the input
+        (usually shape ``(C,)``) on the input's backend; default none.
+    reduction, validate
+        As for :class:`Loss` (no value checks: any real target is allowed, as torch).
+
+    Notes
+    -----
+    Per element, with ``w = 1 + (pos_weight - 1) t`` (``w = 1`` without pos_weight):
+    ``(1 - t) x - w log σ(x)``, ``log σ(x) = min(x, 0) - log1p(exp(-|x|))`` (finite for
+    any x). Gradient: ``w σ(x) - pos_weight · t`` (``σ(x) - t`` without pos_weight),
+    divided by M for the mean.
+    """
+
+    def __init__(
+        self,
+        *,
+        pos_weight: Array | float | None = None,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, validate=validate)
+        if pos_weight is not None and not isinstance(pos_weight, (int, float)) and not _backend.is_array(pos_weight):
+            raise TypeError(
+                f"BCEWithLogitsLoss: pos_weight must be a float or an array, got "
+                f"{type(pos_weight).__name__}. Hint: xpnet.asarray(values, backend)"
+            )
+        self.pos_weight = pos_weight
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        pw = self.pos_weight
+        if pw is not None and not isinstance(pw, (int, float)):
+            _backend.namespace_of(input, pw)  # TypeError naming both backends if mixed
+            self._check_pos_weight(input, pw)
+            if pw.dtype != input.dtype:
+                pw = xp.astype(pw, input.dtype)
+        elif pw is not None:
+            pw = float(pw)
+        target = self._same_shape_target(input, target, xp)
+        x, t = input, target
+        e = xp.exp(-xp.abs(x))
+        log_sig = xp.minimum(x, 0.0) - xp.log1p(e)
+        sig = xp.exp(xp.minimum(x, 0.0)) / (1.0 + e)  # σ(x), see functional._sigmoid
+        if pw is None:
+            el = (1.0 - t) * x - log_sig
+            g = sig - t
+        else:
+            w = 1.0 + (pw - 1.0) * t
+            el = (1.0 - t) * x - w * log_sig
+            g = w * sig - pw * t
+        return self._reduce(xp.sum(el), g, math.prod(input.shape))
+
+    @staticmethod
+    def _check_pos_weight(input: Array, pw: Array) -> None:
+        ps, xs = tuple(pw.shape), tuple(input.shape)
+        ok = len(ps) <= len(xs) and all(a in (1, b) for a, b in zip(ps[::-1], xs[::-1]))
+        if not ok:
+            raise ValueError(
+                f"BCEWithLogitsLoss: pos_weight of shape {ps} does not broadcast to the input "
+                f"shape {xs}. Hint: one weight per output column, shape ({xs[-1] if xs else 1},)"
+            )
+        di, dp = _backend.device_of(input), _backend.device_of(pw)
+        if di != dp:
+            raise ValueError(
+                f"BCEWithLogitsLoss: pos_weight is on device {dp!r} but the input is on {di!r}"
+            )
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()
+        if self.pos_weight is None:
+            return base
+        pw = self.pos_weight if isinstance(self.pos_weight, (int, float)) else f"<array {tuple(self.pos_weight.shape)}>"
+        return ", ".join(([base] if base else []) + [f"pos_weight={pw}"])
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy on logits (torch's ``CrossEntropyLoss``).
+
+    Parameters
+    ----------
+    label_smoothing
+        ε in [0, 1]: the target becomes ``(1 - ε) t + ε / C`` (torch's formula).
+    reduction
+        ``"mean"`` over the batch (default) or ``"sum"``.
+    validate
+        Check that class labels lie in ``[0, C)`` and probability targets are
+        non-negative (host sync; see the module docstring).
+
+    Shape
+    -----
+    ``input``: logits ``(N, C)``. ``target``: integer class labels ``(N,)``, or
+    probabilities / one-hot rows ``(N, C)`` (cast to the input's dtype).
+
+    Notes
+    -----
+    One stable pass: ``log p = z - log Σ exp(z)`` with ``z = x - max(x)`` and
+    ``p = exp(z) / Σ exp(z)``. With the smoothed target t̃:
+    ``L = -(1/N) Σ_i Σ_c t̃_ic log p_ic`` and ``dL/dx = (p ⊙ Σ_c t̃ - t̃) / N``, which is
+    ``(p - t̃) / N`` for labels (rows of t̃ sum to 1). No Jacobian, no division by p,
+    finite for logits of any magnitude.
+    """
+
+    def __init__(
+        self,
+        *,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, validate=validate)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(
+                f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}"
+            )
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        who = "CrossEntropyLoss"
+        xp = self._namespace(input, target)
+        if input.ndim != 2:
+            raise ValueError(
+                f"{who}: expected logits of shape (N, C), got {tuple(input.shape)}. Hint: "
+                f"a single sample needs a batch axis, x[None, :]"
+            )
+        n, c = (int(s) for s in input.shape)
+        eps = self.label_smoothing
+        if target.ndim == 1 and target.shape[0] == n:
+            labels = True
+            if not _is_kind(xp, target.dtype, "integral"):
+                raise TypeError(
+                    f"{who}: class-label targets of shape (N,) must have an integer dtype, got "
+                    f"{_backend.dtype_name(target.dtype)}. Hint: xpnet.asarray(y, dtype='int64')"
+                    f" / y.astype(int), or pass (N, C) probability rows"
+                )
+            # A narrow label dtype (uint8) cannot hold C - 1 for many classes: compare
+            # against int64 class ids then (integer promotion is standard).
+            narrow = xp.iinfo(target.dtype).max < c - 1
+            if self.validate:
+                ok = xp.all(target >= 0) if narrow else xp.all((target >= 0) & (target < c))
+                if not _to_host_bool(ok):
+                    host = _backend.to_numpy(target)
+                    raise ValueError(
+                        f"{who}: class labels must lie in [0, {c}) for {c} logits per row, got "
+                        f"values from {int(host.min())} to {int(host.max())}. Hint: labels are "
+                        f"0-based; the model's output width must be the number of classes"
+                    )
+            classes = xp.arange(
+                c, dtype=xp.int64 if narrow else target.dtype, device=_backend.device_of(input)
+            )
+            t = xp.astype(target[:, None] == classes, input.dtype)
+        elif target.shape == input.shape:
+            labels = False
+            t = target if target.dtype == input.dtype else xp.astype(target, input.dtype)
+            if self.validate and not _to_host_bool(xp.all(t >= 0)):
+                raise ValueError(
+                    f"{who}: probability targets must be non-negative (a NaN fails too)"
+                )
+        else:
+            hint = ""
+            if target.ndim == 2 and target.shape[-1] == 1 and target.shape[0] == n:
+                hint = " Hint: class labels must be 1-D, y[:, 0] or y.reshape(-1)"
+            raise ValueError(
+                f"{who}: target must be class labels of shape ({n},) or probabilities of shape "
+                f"{(n, c)}, got {tuple(target.shape)}.{hint}"
+            )
+        if eps:
+            t = t * (1.0 - eps) + eps / c
+        z = input - xp.max(input, axis=1, keepdims=True)
+        ez = xp.exp(z)
+        s = xp.sum(ez, axis=1, keepdims=True)
+        log_p = z - xp.log(s)
+        p = ez / s
+        g = p - t if labels else p * xp.sum(t, axis=1, keepdims=True) - t
+        return self._reduce(-xp.sum(t * log_p), g, n)
+
+    def extra_repr(self) -> str:
+        base = super().extra_repr()
+        extra = [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
+        return ", ".join(([base] if base else []) + extra)
