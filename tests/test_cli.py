@@ -1,0 +1,307 @@
+"""The ``xpnet`` command, run as a user runs it: ``python -m xpnet ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Generous per-command limit: a loaded 2-core CI machine can be several times slower.
+TIMEOUT_S = 240
+# The acceptance bar of the main job: digits, plain defaults, 80/20 stratified split.
+DIGITS_MIN_ACCURACY = 0.97
+
+
+def xpnet(*args: str, cwd: pathlib.Path = ROOT, check: bool = True,
+          pythonpath: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # The package is imported from the checkout (as the README's test command does).
+    env["PYTHONPATH"] = os.pathsep.join([*pythonpath, str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["MPLBACKEND"] = "Agg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "xpnet", *args], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=TIMEOUT_S,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"xpnet {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("xpnet: error: "), err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+# --------------------------------------------------------------------------- help
+
+
+def test_help_lists_commands_and_every_train_option():
+    top = xpnet("--help").stdout
+    for cmd in ("train", "eval", "predict"):
+        assert cmd in top
+    text = xpnet("train", "--help").stdout
+    for opt in ("--backend", "--device", "--dtype", "--hidden", "--activation", "--optimizer",
+                "--lr", "--weight-decay", "--batch-size", "--epochs", "--seed", "--test-size",
+                "--scheduler", "--stop-after", "--init", "--task", "--no-standardize",
+                "--save", "--resume", "--plot", "--metrics-json", "--quiet", "--data", "--debug"):
+        assert opt in text, opt
+    for name in ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "digits", "xor"):
+        assert name in text, name
+    assert "--output" in xpnet("predict", "--help").stdout
+    assert "CHECKPOINT" in xpnet("eval", "--help").stdout
+    assert xpnet("--version").stdout.startswith("xpnet ")
+
+
+# --------------------------------------------------------------------------- train
+
+
+def test_train_xor_prints_progress_and_writes_metrics(tmp_path):
+    proc = xpnet("train", "xor", "--epochs", "150", "--metrics-json", str(tmp_path / "m.json"))
+    assert "epoch 1/150" in proc.stdout and "epoch 150/150" in proc.stdout
+    assert "accuracy: 100.00%" in proc.stdout.splitlines()[-1]
+    m = json.loads((tmp_path / "m.json").read_text())
+    for key in ("test_accuracy", "test_loss", "train_loss", "epochs", "seconds"):
+        assert key in m, key
+    assert m["epochs"] == 150 and m["test_accuracy"] == 1.0
+    assert 0 <= m["test_loss"] < 0.1 and m["train_loss"] >= 0 and m["seconds"] > 0
+    assert len(m["history"]["loss"]) == 150
+
+
+def test_train_quiet_prints_only_the_result(tmp_path):
+    proc = xpnet("train", "iris", "--epochs", "3", "-q")
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("test accuracy: ")
+
+
+def test_train_options_are_used(tmp_path):
+    ckpt = tmp_path / "c.npz"
+    xpnet("train", "moons", "--hidden", "8,4", "--activation", "tanh", "--optimizer", "rmsprop",
+          "--lr", "0.01", "--batch-size", "16", "--epochs", "2", "--seed", "3", "--test-size",
+          "0.25", "--dtype", "float64", "--save", str(ckpt), "-q")
+    from xpnet.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    hp = ck.hparams
+    assert hp["model"]["sizes"] == [2, 8, 4, 2] and hp["model"]["activation"] == "tanh"
+    assert hp["model"]["dtype"] == "float64"
+    assert (hp["optimizer"], hp["lr"], hp["batch_size"], hp["seed"], hp["test_size"]) == (
+        "rmsprop", 0.01, 16, 3, 0.25)
+    assert ck.epoch == 2
+    assert ck.model_state["0.weight"].dtype == np.float64
+
+
+def test_train_regression_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "sine.png"
+    proc = xpnet("train", "sine", "--epochs", "20", "--plot", str(png), "--metrics-json",
+                 str(tmp_path / "m.json"), "-q")
+    assert "loss (MSE)" in proc.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["test_accuracy"] is None and m["task"] == "regression" and m["test_loss"] < 0.5
+
+
+def test_train_2d_plot_has_decision_boundary(tmp_path):
+    pytest.importorskip("matplotlib")
+    png2, png1 = tmp_path / "moons.png", tmp_path / "iris.png"
+    xpnet("train", "moons", "--epochs", "3", "--plot", str(png2), "-q")
+    xpnet("train", "iris", "--epochs", "3", "--plot", str(png1), "-q")
+    from matplotlib.image import imread
+
+    # The 2-D run adds a third panel (the decision boundary): a wider image.
+    assert imread(png2).shape[1] > imread(png1).shape[1] * 1.3
+
+
+def test_save_then_resume_equals_uninterrupted_run(tmp_path):
+    common = ("breast_cancer", "--hidden", "16", "--batch-size", "64", "-q")
+    xpnet("train", *common, "--epochs", "2", "--save", str(tmp_path / "half.npz"))
+    xpnet("train", "--resume", str(tmp_path / "half.npz"), "--epochs", "4", "-q",
+          "--save", str(tmp_path / "resumed.npz"), "--metrics-json", str(tmp_path / "resumed.json"))
+    xpnet("train", *common, "--epochs", "4", "--save", str(tmp_path / "full.npz"),
+          "--metrics-json", str(tmp_path / "full.json"))
+    a = np.load(tmp_path / "resumed.npz", allow_pickle=False)
+    b = np.load(tmp_path / "full.npz", allow_pickle=False)
+    arrays = [k for k in b.files if k != "__meta__"]
+    assert set(a.files) == set(b.files) and any(k.startswith("optim") for k in arrays)
+    for k in arrays:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)  # bit for bit
+    ra = json.loads((tmp_path / "resumed.json").read_text())
+    rb = json.loads((tmp_path / "full.json").read_text())
+    for key in ("test_accuracy", "test_loss", "train_loss", "epochs", "history"):
+        assert ra[key] == rb[key], key
+    assert len(ra["history"]["loss"]) == 4  # the saved history continues across the resume
+
+
+def test_stop_after_and_resume_continue_the_schedule_exactly(tmp_path):
+    common = ("iris", "--optimizer", "momentum", "--scheduler", "cosine", "--epochs", "6", "-q")
+    xpnet("train", *common, "--stop-after", "3", "--save", str(tmp_path / "part.npz"))
+    xpnet("train", "--resume", str(tmp_path / "part.npz"), "-q", "--metrics-json",
+          str(tmp_path / "resumed.json"))  # --epochs defaults to the saved run's total
+    xpnet("train", *common, "--metrics-json", str(tmp_path / "full.json"))
+    ra = json.loads((tmp_path / "resumed.json").read_text())
+    rb = json.loads((tmp_path / "full.json").read_text())
+    assert ra["epochs"] == rb["epochs"] == 6
+    assert len(set(rb["history"]["lr"])) == 6  # the cosine schedule really moves
+    for key in ("test_accuracy", "test_loss", "train_loss", "history"):
+        assert ra[key] == rb[key], key
+
+
+def test_resume_rejects_conflicting_options(tmp_path):
+    xpnet("train", "xor", "--epochs", "3", "--save", str(tmp_path / "x.npz"), "-q")
+    proc = xpnet("train", "--resume", str(tmp_path / "x.npz"), "--hidden", "5", check=False)
+    assert_one_line_error(proc, 1, "--hidden", "checkpoint")
+    proc = xpnet("train", "--resume", str(tmp_path / "x.npz"), "--epochs", "2", check=False)
+    assert_one_line_error(proc, 1, "epoch 3")
+
+
+# --------------------------------------------------------------------------- eval / predict
+
+
+@pytest.fixture(scope="module")
+def digits_ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("digits")
+    xpnet("train", "digits", "--epochs", "3", "--save", str(d / "d.npz"), "--metrics-json",
+          str(d / "m.json"), "-q")
+    return d
+
+
+def test_eval_reproduces_the_training_test_split(digits_ckpt):
+    m = json.loads((digits_ckpt / "m.json").read_text())
+    proc = xpnet("eval", str(digits_ckpt / "d.npz"), "--metrics-json", str(digits_ckpt / "e.json"))
+    e = json.loads((digits_ckpt / "e.json").read_text())
+    assert e["split"] == "test" and e["samples"] == 360
+    assert e["accuracy"] == m["test_accuracy"] and e["loss"] == m["test_loss"]
+    assert proc.stdout.startswith("test accuracy: ")
+    train = xpnet("eval", str(digits_ckpt / "d.npz"), "--split", "train").stdout
+    assert "on 1437 samples" in train
+
+
+def test_eval_on_a_data_file_and_another_backend(digits_ckpt, tmp_path):
+    from xpnet.data import load_dataset
+
+    ds = load_dataset("digits")
+    np.savez(tmp_path / "digits.npz", X=ds.X, y=ds.y)
+    proc = xpnet("eval", str(digits_ckpt / "d.npz"), "--data", str(tmp_path / "digits.npz"))
+    assert "all accuracy" in proc.stdout and "on 1797 samples" in proc.stdout
+    proc = xpnet("eval", str(digits_ckpt / "d.npz"), "--backend", "array_api_strict")
+    m = json.loads((digits_ckpt / "m.json").read_text())
+    assert f"{100 * m['test_accuracy']:.2f}%" in proc.stdout
+
+
+def test_predict_csv_npy_and_stdout(digits_ckpt, tmp_path):
+    from xpnet.data import load_dataset
+
+    ds = load_dataset("digits")
+    X, y = ds.X[:20], ds.y[:20]
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savetxt(tmp_path / "xy.csv", np.column_stack([X, y]), delimiter=",")
+    np.save(tmp_path / "x.npy", X)
+    ckpt = str(digits_ckpt / "d.npz")
+    printed = np.array(xpnet("predict", ckpt, "--data", str(tmp_path / "x.csv")).stdout.split(), dtype=int)
+    assert printed.shape == (20,) and np.mean(printed == y) >= 0.9
+    xpnet("predict", ckpt, "--data", str(tmp_path / "xy.csv"), "--output", str(tmp_path / "p.csv"))
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "prediction" and [int(r) for r in rows[1:]] == printed.tolist()
+    xpnet("predict", ckpt, "--data", str(tmp_path / "x.npy"), "-o", str(tmp_path / "p.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), printed)
+    xpnet("predict", ckpt, "--data", str(tmp_path / "x.csv"), "--proba", "-o", str(tmp_path / "q.csv"))
+    q = np.loadtxt(tmp_path / "q.csv", delimiter=",", skiprows=1)
+    assert q.shape == (20, 11)
+    np.testing.assert_allclose(q[:, 1:].sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(q[:, 1:].argmax(axis=1), printed)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("train", "no_such_dataset"), 2, "unknown dataset"),
+        (("train", "--data", "missing.csv"), 1, "missing.csv"),
+        (("train", "--hidden", "12,x"), 2, "--hidden"),
+        (("train", "--hidden", "-3"), 2, "--hidden"),
+        (("train", "--backend", "nonsense"), 2, "unknown backend"),
+        (("train", "--lr", "0"), 2, "--lr"),
+        (("train", "--epochs", "zero"), 2, "--epochs"),
+        (("train", "--test-size", "1.5"), 2, "--test-size"),
+        (("train", "--optimizer", "lbfgs"), 2, "--optimizer"),
+        (("train", "xor", "--plot", "no/such/dir/x.png"), 1, "does not exist"),
+        (("eval", "missing.npz"), 1, "missing.npz"),
+        (("predict", "missing.npz"), 2, "--data"),
+        (("frobnicate",), 2, "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, code, needle, tmp_path):
+    proc = xpnet(*args, cwd=tmp_path, check=False)
+    assert_one_line_error(proc, code, needle)
+
+
+def test_unavailable_backend_is_a_one_line_error(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is None:
+        proc = xpnet("train", "xor", "--backend", "cupy", check=False)
+        assert_one_line_error(proc, 1, "cupy")
+    proc = xpnet("train", "xor", "--backend", "array_api_strict", "--device", "nodevice", check=False)
+    assert_one_line_error(proc, 1, "nodevice")
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path):
+    # A stand-in package that fails to import, as on a machine without the `plot` extra.
+    fake = tmp_path / "shadow" / "matplotlib"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    proc = xpnet("train", "xor", "--plot", str(tmp_path / "x.png"), check=False,
+                 pythonpath=(str(tmp_path / "shadow"),))
+    assert_one_line_error(proc, 1, "pip install 'xpnet[plot]'")
+    assert "epoch" not in proc.stdout  # refused before training, not after
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    xpnet("train", "xor", "--epochs", "2", "--save", str(tmp_path / "ok.npz"), "-q")
+    raw = (tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[: len(raw) // 2])
+    flipped = bytearray(raw)
+    flipped[len(raw) // 3] ^= 0xFF
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    (tmp_path / "text.npz").write_text("not a checkpoint")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    for name in ("trunc.npz", "flip.npz", "text.npz", "plain.npz"):
+        for cmd in (("eval", name), ("train", "--resume", name), ("predict", name, "--data", "ok.npz")):
+            proc = xpnet(*cmd, cwd=tmp_path, check=False)
+            assert_one_line_error(proc, 1, name)
+
+
+def test_feature_mismatch_and_debug_flag(digits_ckpt, tmp_path):
+    np.savetxt(tmp_path / "x3.csv", np.ones((4, 3)), delimiter=",")
+    proc = xpnet("predict", str(digits_ckpt / "d.npz"), "--data", str(tmp_path / "x3.csv"), check=False)
+    assert_one_line_error(proc, 1, "features")
+    proc = xpnet("train", "no_such_dataset", "--debug", check=False)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+# --------------------------------------------------------------------------- the main job
+
+
+@pytest.mark.slow
+def test_digits_with_plain_defaults_reaches_97_percent(tmp_path):
+    proc = xpnet("train", "--metrics-json", str(tmp_path / "m.json"))
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["dataset"] == "digits" and m["backend"] == "numpy"
+    assert m["test_accuracy"] >= DIGITS_MIN_ACCURACY, proc.stdout
+    assert f"{100 * m['test_accuracy']:.2f}%" in proc.stdout.splitlines()[-1]
