@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -25,18 +24,23 @@ from typing import Any
 
 import numpy as np
 
+from ._cli_common import (
+    DEFAULT_LR,
+    OPTIMIZERS,
+    float_in,
+    hidden_sizes,
+    make_optimizer,
+    nonneg_int,
+    positive_int,
+)
 from .models import INITS
 
 __all__ = ["main", "build_parser", "DATASET_DEFAULTS"]
 
 PROG = "xpnet"
 
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULERS = ("none", "cosine", "step")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "silu", "softplus", "identity")
-
-#: Learning rate of each optimizer when neither ``--lr`` nor the dataset's defaults give one.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 
 # Defaults that train each built-in dataset well in seconds on a laptop CPU. Anything a
 # user passes on the command line wins. ``lr`` applies to the dataset's own optimizer;
@@ -100,60 +104,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _hidden_type(text: str) -> tuple[int, ...]:
-    t = text.strip().lower()
-    if t in ("", "none", "0", "-"):
-        return ()
-    try:
-        sizes = tuple(int(s) for s in t.replace(" ", "").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive layer widths such as 128 or 128,64, got {text!r}"
-        ) from None
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(
-            f"layer widths must be positive, got {text!r} (use 'none' for no hidden layer)"
-        )
-    return sizes
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return v
-
-
-def _float_type(lo: float, hi: float | None, *, lo_open: bool, hi_open: bool = True) -> Any:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        ok = math.isfinite(v) and (v > lo if lo_open else v >= lo)
-        if hi is not None:
-            ok = ok and (v < hi if hi_open else v <= hi)
-        if not ok:
-            rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{')' if hi_open else ']'}"
-            raise argparse.ArgumentTypeError(f"expected a number in {rng}, got {text!r}")
-        return v
-
-    return parse
-
-
 def _backend_options(p: argparse.ArgumentParser, *, with_dtype: bool = True) -> None:
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default=None, metavar="NAME",
@@ -207,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--task", default=None, choices=("classification", "regression"),
                    help="what --data holds (default: classification when the labels are "
                         "integers, else regression)")
-    d.add_argument("--test-size", type=_float_type(0.0, 1.0, lo_open=False), default=None,
+    d.add_argument("--test-size", type=float_in(0.0, 1.0, lo_open=False), default=None,
                    metavar="FRAC",
                    help="fraction held out for testing, stratified by class (default 0.2; 0 "
                         "tests on the training data, the default for the 4-sample logic gates)")
@@ -215,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not standardize features (default: zero mean, unit variance, "
                         "fitted on the training split)")
     m = t.add_argument_group("model")
-    m.add_argument("--hidden", type=_hidden_type, default=None, metavar="W[,W...]",
+    m.add_argument("--hidden", type=hidden_sizes, default=None, metavar="W[,W...]",
                    help="hidden layer widths, e.g. 128 or 256,128; 'none' for no hidden "
                         "layer (default: per dataset, 256 for digits)")
     m.add_argument("--activation", default=None, choices=ACTIVATIONS,
@@ -225,22 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     o = t.add_argument_group("optimization")
     o.add_argument("--optimizer", default=None, choices=OPTIMIZERS,
                    help="optimizer; momentum is SGD with momentum 0.9 (default adam)")
-    o.add_argument("--lr", type=_float_type(0.0, None, lo_open=True), default=None,
+    o.add_argument("--lr", type=float_in(0.0, None, lo_open=True), default=None,
                    help="learning rate (default: per dataset and optimizer; 2e-3 for digits "
                         "with adam)")
-    o.add_argument("--weight-decay", type=_float_type(0.0, None, lo_open=False), default=None,
+    o.add_argument("--weight-decay", type=float_in(0.0, None, lo_open=False), default=None,
                    metavar="WD", help="L2 penalty (decoupled for adamw; default 0)")
     o.add_argument("--scheduler", default=None, choices=SCHEDULERS,
                    help="learning-rate schedule over the epochs (default none)")
-    o.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+    o.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="samples per mini-batch (default: per dataset, 32 for digits)")
-    o.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+    o.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                    help="TOTAL number of epochs, counting those of a resumed checkpoint "
                         "(default: per dataset, 20 for digits)")
-    o.add_argument("--stop-after", type=_positive_int, default=None, metavar="N",
+    o.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="stop this run after epoch N of --epochs (the schedule still spans "
                         "--epochs); continue later with --resume")
-    o.add_argument("--seed", type=_nonneg_int, default=None,
+    o.add_argument("--seed", type=nonneg_int, default=None,
                    help="seed for the split, the initial weights and the shuffling (default 0)")
     _backend_options(t)
     r = t.add_argument_group("checkpoints and output")
@@ -274,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default=None, choices=("test", "train", "all"),
                    help="which samples: the training run's test or train split, or all (default "
                         "test for the checkpoint's own data, all for other data)")
-    e.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+    e.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                    help="evaluation batch size (default 256)")
     e.add_argument("--metrics-json", default=None, metavar="PATH",
                    help="write the results as JSON")
@@ -297,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write predictions to .csv or .npy (default: print one per line)")
     pr.add_argument("--proba", action="store_true",
                     help="classification: also write the class probabilities (softmax)")
-    pr.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+    pr.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                     help="prediction batch size (default 256)")
     _backend_options(pr, with_dtype=False)
     pr.set_defaults(func=_cmd_predict)
@@ -522,24 +472,6 @@ def _make_loss(task: str) -> Any:
     return CrossEntropyLoss() if task == "classification" else MSELoss()
 
 
-def _make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> Any:
-    from . import optim
-
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if name == "momentum":
-        return optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    if name == "adagrad":
-        return optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise CLIError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
-
-
 def _make_scheduler(name: str, optimizer: Any, epochs: int) -> Any:
     if name in (None, "none"):
         return None
@@ -711,7 +643,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     g = np.random.default_rng(cfg["seed"])
     model = mlp(hp["model"]["sizes"], cfg["activation"], dtype=dtype, generator=g, init=cfg["init"])
     model.to(xp, device=dev)
-    optimizer = _make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["weight_decay"])
+    optimizer = make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["weight_decay"])
     scheduler = _make_scheduler(cfg["scheduler"], optimizer, cfg["epochs"])
     loss_fn = _make_loss(task)
 

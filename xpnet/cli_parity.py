@@ -20,63 +20,24 @@ from typing import Any
 
 import numpy as np
 
+from ._cli_common import (
+    DEFAULT_LR,
+    OPTIMIZERS,
+    float_in,
+    hidden_sizes,
+    make_optimizer,
+    positive_int,
+)
+
 __all__ = ["add_parser", "run", "DEFAULT_BACKENDS", "OPTIMIZERS", "DEFAULT_LR"]
 
 PROG = "xpnet parity"
 #: Backends compared when --backends is not given (unavailable ones are skipped).
 DEFAULT_BACKENDS = "numpy,array_api_strict,torch,cupy"
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
-#: Learning rate per optimizer when --lr is not given: values that train digits stably.
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 
 
 class _ArgError(Exception):
     """A bad argument value: one line on stderr, exit status 2."""
-
-
-def _hidden(text: str) -> tuple[int, ...]:
-    t = text.strip().lower()
-    if t in ("", "none", "0", "-"):
-        return ()
-    try:
-        sizes = tuple(int(s) for s in t.replace(" ", "").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated layer widths such as 128 or 128,64, got {text!r}"
-        ) from None
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"layer widths must be positive, got {text!r}")
-    return sizes
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a non-negative finite number, got {text!r}")
-    return v
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -96,24 +57,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--backends", default=None, metavar="LIST",
                    help=f"comma-separated backends (default {DEFAULT_BACKENDS}); numpy is always the "
                         f"reference; unavailable ones are skipped with a warning")
-    p.add_argument("--steps", type=_positive_int, default=100, help="training steps (default 100)")
+    p.add_argument("--steps", type=positive_int, default=100, help="training steps (default 100)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="precision (default float64)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
                    help="rows per step (default 32)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer (default adam)")
-    p.add_argument("--lr", type=_positive_float, default=None,
+    p.add_argument("--lr", type=float_in(0.0, None, lo_open=True), default=None,
                    help="learning rate (default per optimizer: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items()) + ")")
-    p.add_argument("--weight-decay", type=_nonneg_float, default=None,
+    p.add_argument("--weight-decay", type=float_in(0.0, None, lo_open=False), default=None,
                    help="weight decay (default the optimizer's own: 0, AdamW 0.01)")
-    p.add_argument("--hidden", type=_hidden, default=(128,), metavar="SIZES",
+    p.add_argument("--hidden", type=hidden_sizes, default=(128,), metavar="SIZES",
                    help="hidden layer widths, e.g. 128 or 128,64 (default 128)")
     p.add_argument("--activation", default="relu", help="hidden activation (default relu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and batch order (default 0)")
-    p.add_argument("--rtol", type=_positive_float, default=None,
+    p.add_argument("--rtol", type=float_in(0.0, None, lo_open=True), default=None,
                    help="relative tolerance (default: float64 1e-10, float32 1e-4; see docs/parity.md)")
-    p.add_argument("--atol", type=_nonneg_float, default=None, help="absolute tolerance floor")
-    p.add_argument("--max-rows", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--atol", type=float_in(0.0, None, lo_open=False), default=None, help="absolute tolerance floor")
+    p.add_argument("--max-rows", type=positive_int, default=None, metavar="N",
                    help="show at most about N table rows (first, last, around the first failure)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the full report as JSON")
     p.set_defaults(func=run)
@@ -187,26 +148,6 @@ def _model_builder(sizes: list[int], activation: str, dtype: str) -> Any:
     return build
 
 
-def _optimizer_factory(name: str, lr: float, weight_decay: float | None) -> Any:
-    from . import optim
-
-    cls, extra = {
-        "sgd": (optim.SGD, {}),
-        "momentum": (optim.SGD, {"momentum": 0.9}),
-        "adagrad": (optim.Adagrad, {}),
-        "rmsprop": (optim.RMSprop, {}),
-        "adam": (optim.Adam, {}),
-        "adamw": (optim.AdamW, {}),
-    }[name]
-    if weight_decay is not None:
-        extra = {**extra, "weight_decay": weight_decay}
-
-    def make(params: list[Any]) -> Any:
-        return cls(params, lr=lr, **extra)
-
-    return make
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``xpnet parity`` for parsed ``args``; return the exit status (0, 1 or 2)."""
     from .testing.parity import check_parity
@@ -233,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     report = check_parity(
         _model_builder(sizes, activation, args.dtype),
         CrossEntropyLoss() if task == "classification" else MSELoss(),
-        _optimizer_factory(args.optimizer, lr, args.weight_decay),
+        lambda params: make_optimizer(args.optimizer, params, lr, args.weight_decay),
         X,
         y,
         backends=backends,
