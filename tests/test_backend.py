@@ -84,3 +84,33 @@ def test_asarray_keeps_caller_data_unchanged():
     a = xpnet.asarray(host, dtype="float32")
     a += 1
     np.testing.assert_array_equal(host, np.arange(4.0))
+
+
+def test_device_names_resolve_like_the_cli():
+    strict = pytest.importorskip("array_api_strict")
+    a = xpnet.asarray(np.ones(2), "array_api_strict", device="device1")
+    assert a.device == strict.Device("device1")
+    lin = xpnet.Linear(2, 2).to("array_api_strict", device="device1")
+    assert lin.weight.device == strict.Device("device1")
+    assert _backend.resolve_device(_backend.get_namespace("numpy"), "cpu") == "cpu"
+    with pytest.raises(ValueError, match="no device 'gpu7'"):
+        xpnet.asarray(np.ones(2), "array_api_strict", device="gpu7")
+    with pytest.raises(ValueError, match="only the device 'cpu'"):
+        xpnet.asarray(np.ones(2), "numpy", device="cuda:0")
+
+
+def test_a_device_name_given_as_backend_gets_a_hint():
+    with pytest.raises(ValueError, match=r"is a device, not a backend: model.to\('torch', device='cuda'\)"):
+        xpnet.Linear(2, 2).to("cuda")
+
+
+def test_to_numpy_unwraps_parameters_and_rejects_objects():
+    lin = xpnet.Linear(2, 3)
+    np.testing.assert_array_equal(xpnet.to_numpy(lin.weight), lin.weight.data)
+    with pytest.raises(TypeError, match="expected an array or numeric host data"):
+        xpnet.to_numpy(object())
+
+
+def test_integer_input_gets_a_cast_hint_not_a_model_dtype_hint():
+    with pytest.raises(TypeError, match=r"floating-point input .* xpnet.asarray\(x, dtype='float32'\)"):
+        xpnet.Linear(2, 2)(np.ones((3, 2), dtype=np.int64))

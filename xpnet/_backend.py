@@ -25,6 +25,8 @@ __all__ = [
     "asarray",
     "to_numpy",
     "to_device",
+    "resolve_device",
+    "resolve_float_dtype",
     "default_device",
     "supports_inplace",
     "check_same_backend",
@@ -129,9 +131,15 @@ def get_namespace(backend: str | Namespace) -> Namespace:
         key = backend.strip().lower()
         key = _ALIASES.get(key, key)
         if key not in _BACKEND_MODULES:
+            hint = ""
+            if key.split(":")[0] in ("cuda", "gpu", "cpu", "mps"):
+                hint = (
+                    f". Hint: {backend!r} is a device, not a backend: "
+                    f"model.to('torch', device={backend!r}) or model.to('cupy')"
+                )
             raise ValueError(
                 f"unknown backend {backend!r}; expected one of "
-                f"{sorted(_BACKEND_MODULES)} or an array namespace"
+                f"{sorted(_BACKEND_MODULES)} or an array namespace{hint}"
             )
         try:
             module = importlib.import_module(_BACKEND_MODULES[key])
@@ -191,6 +199,16 @@ def resolve_dtype(xp: Namespace, dtype: Any) -> Any:
     return getattr(xp, name)
 
 
+def resolve_float_dtype(xp: Namespace, dtype: Any) -> Any:
+    """Like :func:`resolve_dtype`, but only real floating dtypes (what parameters may hold)."""
+    dt = resolve_dtype(xp, dtype)
+    if dtype_name(dt) not in ("float32", "float64", "float16"):
+        raise TypeError(
+            f"parameters must be floating point, got dtype {dtype!r}; expected 'float32' or 'float64'"
+        )
+    return dt
+
+
 def dtype_name(dtype: Any) -> str:
     """Portable name of a dtype (``"float32"``), whatever namespace it belongs to."""
     text = str(dtype)
@@ -203,6 +221,55 @@ def dtype_name(dtype: Any) -> str:
 def default_device(xp: Namespace) -> Any:
     """The default device of a namespace (``"cpu"`` for NumPy)."""
     return xp.__array_namespace_info__().default_device()
+
+
+def resolve_device(xp: Namespace, device: Any) -> Any:
+    """Turn a device name into ``xp``'s device object; pass device objects through.
+
+    Accepts what a user would type: ``"cpu"`` for NumPy, ``"cuda:1"`` / ``"cpu"`` for
+    torch, ``0`` / ``"cuda:0"`` for CuPy, ``"device1"`` / ``"CPU_DEVICE"`` for
+    array-api-strict. ``None`` means the namespace's default device.
+
+    Raises
+    ------
+    ValueError
+        For a name the backend has no device for.
+    """
+    if device is None:
+        return None
+    name = backend_name(xp)
+    text = device.strip() if isinstance(device, str) else None
+    if name == "numpy":
+        if text is not None and text.lower() != "cpu":
+            raise ValueError(
+                f"backend numpy has only the device 'cpu', got {device!r}. Hint: for a GPU use "
+                f"model.to('cupy') or model.to('torch', device='cuda')"
+            )
+        return "cpu" if text is not None else device
+    if name == "array_api_strict" and (text is not None):
+        import array_api_strict
+
+        lookup = {str(d).split("'")[1].lower(): d for d in xp.__array_namespace_info__().devices()}
+        key = "cpu_device" if text.lower() == "cpu" else text.lower()
+        if key not in lookup:
+            raise ValueError(
+                f"array_api_strict has no device {device!r}; expected one of "
+                f"{sorted(k for k in lookup)}"
+            )
+        return array_api_strict.Device(str(lookup[key]).split("'")[1])
+    if name == "torch" and (text is not None or isinstance(device, int)):
+        import torch
+
+        return torch.device(device)
+    if name == "cupy" and (text is not None or isinstance(device, int)):
+        import cupy
+
+        index = device if isinstance(device, int) else text.split(":")[-1]
+        try:
+            return cupy.cuda.Device(int(index))
+        except ValueError:
+            raise ValueError(f"cupy devices are GPU indices such as 0 or 'cuda:0', got {device!r}") from None
+    return device
 
 
 def asarray(
@@ -244,7 +311,7 @@ def asarray(
         data = data.astype(dtype_name(target_dtype), copy=False)
     kwargs = {}
     if device is not None:
-        kwargs["device"] = device
+        kwargs["device"] = resolve_device(xp, device)
     if target_dtype is not None:
         kwargs["dtype"] = target_dtype
     if array_api_compat.is_array_api_strict_namespace(xp) and isinstance(data, np.ndarray):
@@ -256,7 +323,10 @@ def asarray(
 
 def to_device(x: Array, device: Any) -> Array:
     """Move an array to another device of the same backend."""
-    if device is None or device == device_of(x):
+    if device is None:
+        return x
+    device = resolve_device(namespace_of(x), device)
+    if device == device_of(x):
         return x
     return array_api_compat.to_device(x, device)
 
@@ -268,8 +338,16 @@ def to_numpy(x: Any) -> np.ndarray:
     """
     if isinstance(x, np.ndarray):
         return x
+    data = getattr(x, "data", None)
+    if data is not None and type(x).__name__ == "Parameter":
+        x = data  # a Parameter: its array, not an object array holding it
     if not is_array(x):
-        return np.asarray(x)
+        out = np.asarray(x)
+        if out.dtype == object:
+            raise TypeError(
+                f"to_numpy: expected an array or numeric host data, got {type(x).__name__}"
+            )
+        return out
     if array_api_compat.is_numpy_array(x):
         return np.asarray(x)
     if array_api_compat.is_torch_array(x):
@@ -308,6 +386,11 @@ def check_same_backend(x: Array, ref: Array, *, who: str) -> Namespace:
             f"Hint: model.to({backend_name(xp)!r}, device={dx!r}) or move the input."
         )
     if x.dtype != ref.dtype:
+        if dtype_name(x.dtype) not in ("float16", "float32", "float64"):
+            raise TypeError(
+                f"{who}: expected a floating-point input of dtype {dtype_name(ref.dtype)}, got "
+                f"{dtype_name(x.dtype)}. Hint: xpnet.asarray(x, dtype={dtype_name(ref.dtype)!r})"
+            )
         raise TypeError(
             f"{who}: input dtype {dtype_name(x.dtype)} does not match the parameters' "
             f"dtype {dtype_name(ref.dtype)}. Hint: model.to(dtype={dtype_name(x.dtype)!r}) "
