@@ -30,7 +30,9 @@ class Optimizer:
     params
         An iterable of :class:`~xpnet.Parameter` (``model.parameters()``), or a list of
         dicts, each with a ``"params"`` entry and per-group hyperparameters that override
-        ``defaults`` (``[{"params": body, "lr": 1e-3}, {"params": head}]``).
+        ``defaults`` (``[{"params": body, "lr": 1e-3}, {"params": head}]``). Sets are
+        rejected (``TypeError``) at both levels: their order changes between runs, and
+        ``state_dict`` numbers the parameters in order.
     defaults
         Default hyperparameters of every group.
 
@@ -49,6 +51,11 @@ class Optimizer:
     False. It updates ``p.data`` and the state in place when the backend allows it
     (:func:`xpnet._backend.supports_inplace`) and rebinds them otherwise; both paths give
     identical numbers. It never synchronises with the device.
+
+    State follows the parameter: when a parameter was moved to another backend, device
+    or dtype (``model.to(...)``) after its state was created, the state is moved along at
+    the next step, exactly (through the host between backends), with dtype casts only
+    from one floating dtype to another. Detecting the move reads attributes only.
     """
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -58,6 +65,9 @@ class Optimizer:
         # Per-parameter work arrays for the NumPy/CuPy no-allocation fast path; not part
         # of the state (nothing in them survives a step).
         self._work: dict[Parameter, tuple[Array, Array]] = {}
+        # The ``p.data`` object each parameter's state was last checked against: while it
+        # is unchanged (in-place updates), the state cannot have left its backend.
+        self._homes: dict[Parameter, Array] = {}
         who = type(self).__name__
         if isinstance(params, Parameter) or _backend.is_array(params):
             raise TypeError(
@@ -69,6 +79,7 @@ class Optimizer:
                 f"{who}: params should be an iterable of Parameters or dicts, got a Module. "
                 f"Hint: {who}(model.parameters())"
             )
+        _reject_set(params)
         groups = list(params)
         if len(groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -90,7 +101,9 @@ class Optimizer:
         Raises
         ------
         TypeError
-            ``param_group`` is not a dict, or a parameter is not a :class:`~xpnet.Parameter`.
+            ``param_group`` is not a dict, its ``"params"`` is a set (unordered, so the
+            ``state_dict`` indices would change between runs), or a parameter is not a
+            :class:`~xpnet.Parameter`.
         ValueError
             Invalid hyperparameters, an empty group, or a parameter that appears twice.
         """
@@ -103,11 +116,7 @@ class Optimizer:
             raise ValueError(f"{who}: param_group needs a 'params' entry")
         if isinstance(params, Parameter):
             params = [params]
-        elif isinstance(params, set):
-            raise TypeError(
-                f"{who}: parameters need to be an ordered collection (a list), not a set: "
-                f"the order of a set changes between runs and state_dict indices rely on it"
-            )
+        _reject_set(params)
         params = list(params)
         for p in params:
             if not isinstance(p, Parameter):
@@ -187,7 +196,8 @@ class Optimizer:
         ValueError
             A gradient whose shape differs from its parameter's.
         TypeError
-            A gradient of another namespace or dtype than its parameter.
+            A gradient of another namespace or dtype than its parameter, or state that
+            would need a non-float dtype cast to follow its parameter.
         """
         loss = None
         if closure is not None:
@@ -204,8 +214,31 @@ class Optimizer:
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self._init_state(p, group)
+                else:
+                    self._follow_param(p, state)
                 self._update(p, g, state, group, self._inplace(p))
         return loss
+
+    def _follow_param(self, p: Parameter, state: dict[str, Any]) -> None:
+        """Move ``state``'s arrays to ``p``'s backend, device and dtype if ``p`` has moved.
+
+        The check reads attributes only (array type, dtype, device), so it costs no
+        device synchronisation, and it is skipped while ``p.data`` is the array it last
+        passed for (the in-place path). The move itself (through the host between
+        backends) happens only after ``model.to(...)`` changed the parameter.
+        """
+        data = p.data
+        if self._homes.get(p) is data:
+            return
+        kind, dtype, dev = type(data), data.dtype, _backend.device_of(data)
+        for key, value in state.items():
+            if type(value) is kind:
+                if value.dtype == dtype and _backend.device_of(value) == dev:
+                    continue
+            elif value is None or isinstance(value, (int, float)) or not _backend.is_array(value):
+                continue  # "step" and other host values travel with any backend
+            state[key] = _move_state_array(value, data, who=f"{type(self).__name__}.step", what=f"state {key!r}")
+        self._homes[p] = data
 
     def _bad_grad(self, p: Parameter, g: Array) -> None:
         who = f"{type(self).__name__}.step"
@@ -220,10 +253,11 @@ class Optimizer:
                 f"{who}: gradient shape {tuple(g.shape)} does not match parameter shape {p.shape}. "
                 f"Hint: a layer's backward accumulated a gradient of the wrong shape"
             )
+        gname, pname = _backend.dtype_name(g.dtype), _backend.dtype_name(p.data.dtype)
         raise TypeError(
-            f"{who}: gradient dtype {_backend.dtype_name(g.dtype)} does not match parameter dtype "
-            f"{_backend.dtype_name(p.dtype)}. Hint: feed the model "
-            f"inputs of its dtype (xpnet.asarray(x, dtype=...)) or cast the gradient"
+            f"{who}: gradient dtype {gname} does not match parameter dtype {pname}. Hint: the "
+            f"upstream gradient dy passed to model.backward probably had another dtype; cast it "
+            f"(xpnet.asarray(dy, dtype={pname!r})) or the model (model.to(dtype={gname!r}))"
         )
 
     # ------------------------------------------------------------------ state dict
@@ -266,6 +300,9 @@ class Optimizer:
             A different number of groups, a group of a different size, state for an
             unknown parameter index, missing state entries, or a state array whose shape
             differs from its parameter's.
+        TypeError
+            A state array that is not of a floating dtype while its parameter is (only
+            float-to-float casts are made).
         """
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, Mapping) or "state" not in state_dict or "param_groups" not in state_dict:
@@ -323,6 +360,7 @@ class Optimizer:
             new_state[p] = {name: self._load_value(name, value, p, idx, who) for name, value in saved_state.items()}
         self.param_groups = new_groups
         self.state = new_state
+        self._homes.clear()
 
     @staticmethod
     def _load_value(name: str, value: Any, p: Parameter, idx: int, who: str) -> Any:
@@ -333,26 +371,7 @@ class Optimizer:
             return step
         if not _backend.is_array(value):
             return value
-        if tuple(value.shape) != p.shape:
-            raise ValueError(
-                f"{who}: state {name!r} of parameter {idx} has shape {tuple(value.shape)}, "
-                f"the parameter has {p.shape}. Hint: the state dict comes from another model"
-            )
-        xp = _backend.namespace_of(p.data)
-        dev = _backend.device_of(p.data)
-        if _backend.namespace_of(value) is xp:
-            arr = _backend.to_device(value, dev)
-        else:
-            arr = _backend.asarray(_backend.to_numpy(value), xp, device=dev)
-            if tuple(arr.shape) != p.shape:
-                # _backend.asarray turns 0-d host data into shape (1,) on array_api_strict
-                # (np.ascontiguousarray); undo it for scalar parameters.
-                arr = xp.reshape(arr, p.shape)
-        if arr.dtype != p.data.dtype:
-            return xp.astype(arr, p.data.dtype)  # astype copies
-        # A copy: the optimizer updates its state in place and must not write into the
-        # caller's arrays (torch.asarray, for one, shares memory with NumPy inputs).
-        return xp.asarray(arr, copy=True)
+        return _move_state_array(value, p.data, who=who, what=f"state {name!r} of parameter {idx}")
 
     # ------------------------------------------------------------------ repr
 
@@ -383,3 +402,59 @@ def _check_nonneg(group: dict[str, Any], key: str, message: str, who: str) -> fl
     if not 0.0 <= v:  # also rejects NaN
         raise ValueError(f"{message}: {value}")
     return v
+
+
+_SET_MESSAGE = (
+    "optimizer parameters need to be organized in ordered collections, but the ordering of "
+    "tensors in sets will change between runs. Please use a list instead."
+)
+
+
+def _reject_set(params: Any) -> None:
+    """Raise torch's TypeError for a set: its order (hence state_dict indices) varies between runs."""
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(_SET_MESSAGE)
+
+
+def _move_state_array(value: Array, data: Array, *, who: str, what: str) -> Array:
+    """Return state array ``value`` on ``data``'s backend, device and dtype.
+
+    Values travel exactly (through the host between backends); the dtype is cast only
+    from one real floating dtype to another. The result is a copy: the optimizer updates
+    its state in place and must not write into arrays it does not own (the caller's
+    state dict, or a buffer shared through ``to_device``/``asarray``).
+
+    Raises
+    ------
+    ValueError
+        ``value``'s shape differs from ``data``'s.
+    TypeError
+        A dtype cast other than float to float.
+    """
+    shape = tuple(data.shape)
+    if tuple(value.shape) != shape:
+        raise ValueError(
+            f"{who}: {what} has shape {tuple(value.shape)}, the parameter has {shape}. "
+            f"Hint: the state belongs to another model (or the parameter was reshaped)"
+        )
+    xp = _backend.namespace_of(data)
+    dev = _backend.device_of(data)
+    if _backend.namespace_of(value) is xp:
+        arr = _backend.to_device(value, dev)
+    else:
+        arr = _backend.asarray(_backend.to_numpy(value), xp, device=dev)
+        if tuple(arr.shape) != shape:
+            # _backend.asarray turns 0-d host data into shape (1,) on array_api_strict
+            # (np.ascontiguousarray); undo it for scalar parameters.
+            arr = xp.reshape(arr, shape)
+    if arr.dtype != data.dtype:
+        if not (xp.isdtype(arr.dtype, "real floating") and xp.isdtype(data.dtype, "real floating")):
+            raise TypeError(
+                f"{who}: {what} has dtype {_backend.dtype_name(arr.dtype)}, the parameter "
+                f"{_backend.dtype_name(data.dtype)}; only float-to-float casts are allowed. "
+                f"Hint: the state comes from another optimizer or model"
+            )
+        return xp.astype(arr, data.dtype)  # astype copies
+    # torch.asarray shares memory with a NumPy source, array_api_strict's to_device with
+    # the original buffer.
+    return xp.asarray(arr, copy=True)
