@@ -134,4 +134,22 @@ def test_diff_stats_normwise():
     assert s.norm_rel == pytest.approx(5e-10)
     assert s.ref_max == 2.0
     assert diff_stats(np.array([np.nan]), np.array([1.0])).max_abs == float("inf")
-    assert diff_stats(np.array([np.nan]), np.array([np.nan])).max_abs == 0.0
+
+
+def test_nan_equals_nan_only_when_asked():
+    """NaN == NaN is opt-in (equal_nan, as in torch.testing): two NaNs agree on nothing."""
+    both = (np.array([np.nan, 1.0]), np.array([np.nan, 1.0]))
+    s = diff_stats(*both)
+    assert s.max_abs == s.max_rel == s.norm_rel == float("inf")
+    s = diff_stats(*both, equal_nan=True)
+    assert (s.max_abs, s.max_rel, s.norm_rel, s.ref_max) == (0.0, 0.0, 0.0, 1.0)
+    # equal_nan never excuses a NaN against a number, in either direction, nor inf vs -inf
+    for a, e in (([np.nan], [1.0]), ([1.0], [np.nan]), ([np.inf], [-np.inf])):
+        assert diff_stats(np.array(a), np.array(e), equal_nan=True).max_abs == float("inf")
+        with pytest.raises(AssertionError, match="mismatched elements: 1 / 1"):
+            assert_close(np.array(a), np.array(e), equal_nan=True)
+    # the same infinity is equal without equal_nan
+    assert diff_stats(np.array([np.inf]), np.array([np.inf])).max_abs == 0.0
+    with pytest.raises(AssertionError, match="mismatched elements: 1 / 2"):
+        assert_close(*both)
+    assert_close(*both, equal_nan=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+
+import array_api_strict
 import numpy as np
 import pytest
 
@@ -49,6 +52,11 @@ def test_builtin_layers_pass(name):
         assert "eval mode" in r.passed and "backward before forward" in r.passed
         if kw.get("gradcheck", True):
             assert "gradcheck" in r.passed and r.gradcheck_max_abs_err is not None
+    # the host-sync watch ran on array-api-strict (both devices) and found nothing
+    for name in ("array_api_strict", "array_api_strict:device1"):
+        passed = report.backends[name].passed
+        for phase in ("forward", "backward", "eval-mode forward"):
+            assert f"no host sync in {phase}" in passed
 
 
 def test_builtin_layers_pass_in_float32():
@@ -231,6 +239,85 @@ class TorchOnlyBranch(_Base):
         return dy * 1.0
 
 
+class SyncInForward(_Base):
+    """Branches on an array value with float(): the same function, but a host sync."""
+
+    def forward(self, x):
+        xp = _backend.namespace_of(x)
+        self._store(True)
+        if float(xp.sum(x)) > -1e300:  # always true: the numbers are unaffected
+            return x * 2.0
+        return x * 2.0
+
+    def backward(self, dy):
+        self._take()
+        return dy * 2.0
+
+
+class SyncInBackward(_Base):
+    """`if xp.any(dy < 0):` in backward calls bool() on an array."""
+
+    def forward(self, x):
+        self._store(True)
+        return x * 2.0
+
+    def backward(self, dy):
+        self._take()
+        xp = _backend.namespace_of(dy)
+        if xp.any(dy < -1e300):  # never true
+            return dy * 0.0
+        return dy * 2.0
+
+
+class SyncInEvalOnly(_Base):
+    """int() of an array, only on the eval-mode path."""
+
+    def forward(self, x):
+        xp = _backend.namespace_of(x)
+        self._store(True)
+        if not self.training:
+            int(xp.sum(xp.astype(x > 1e300, xp.int64)))
+        return x * 2.0
+
+    def backward(self, dy):
+        self._take()
+        return dy * 2.0
+
+
+class ItemCall(_Base):
+    """x.item(): not in the Array API (array-api-strict has no .item), and a host sync."""
+
+    def forward(self, x):
+        xp = _backend.namespace_of(x)
+        self._store(True)
+        return x * (2.0 + 0.0 * xp.max(x).item())
+
+    def backward(self, dy):
+        self._take()
+        return dy * 2.0
+
+
+class PythonScalars(_Base):
+    """float()/int() of Python numbers and shapes: no sync, must pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = 2
+
+    def forward(self, x):
+        self._store(int(x.shape[0]))
+        return x * float(self.alpha)
+
+    def backward(self, dy):
+        self._take()
+        return dy * float(self.alpha)
+
+
+def _line_of(cls, text: str) -> int:
+    lines, start = inspect.getsourcelines(cls)
+    return start + next(i for i, ln in enumerate(lines) if text in ln)
+
+
 def _fail(layer, shape=(3, 5), **kw) -> tuple[LayerCheckError, dict]:
     with pytest.raises(LayerCheckError) as info:
         check_layer(layer, shape, **kw)
@@ -337,3 +424,49 @@ def test_report_text_lists_backends_and_raise_switch():
 def test_bad_factory():
     with pytest.raises(TypeError, match="must return an xpnet Module"):
         check_layer(lambda: 3, (2, 2))
+
+
+STRICT_BACKENDS = {"array_api_strict", "array_api_strict:device1"}
+
+
+@pytest.mark.parametrize(
+    "layer, phases, op, marker",
+    [
+        (SyncInForward, ("forward", "eval-mode forward"), "float()", "if float(xp.sum(x))"),
+        (SyncInBackward, ("backward",), "bool()", "if xp.any(dy < -1e300)"),
+        (SyncInEvalOnly, ("eval-mode forward",), "int()", "int(xp.sum("),
+    ],
+)
+def test_host_sync_in_forward_or_backward_is_caught(layer, phases, op, marker):
+    array_cls = type(array_api_strict.asarray(0.0))
+    original = {n: array_cls.__dict__[n] for n in ("__bool__", "__float__", "__int__", "__index__", "__complex__")}
+    err, by = _fail(layer)
+    # the numbers are right everywhere: only the watched backends can see the sync
+    assert set(by) == STRICT_BACKENDS
+    line = _line_of(layer, marker)
+    for name in STRICT_BACKENDS:
+        assert [f.message for f in by[name]] == [
+            f"{phase} calls {op} on an array (test_check_layer.py:{line}): a host sync (DESIGN §2.4) "
+            f"that copies the value to the host and waits for the device on every call"
+            for phase in phases
+        ]
+        for f in by[name]:
+            assert f.check == "host sync" and f.hint.startswith("keep value checks out of forward/backward")
+    assert "[array_api_strict:device1] host sync:" in str(err)
+    # the array class is restored after the check, also when it fails
+    assert {n: array_cls.__dict__[n] for n in original} == original
+    x = array_api_strict.asarray(1.5)
+    assert float(x) == 1.5 and bool(x) and int(x) == 1
+
+
+def test_item_call_is_reported_as_a_host_sync():
+    err, by = _fail(ItemCall)
+    f = by["array_api_strict:device1"][0]
+    assert f.check == "forward" and "item" in f.message
+    assert "a host sync (DESIGN §2.4)" in f.hint and "keep value checks out of forward/backward" in f.hint
+
+
+def test_python_scalars_are_not_host_syncs():
+    report = check_layer(PythonScalars, (3, 5))
+    assert report.ok
+    assert "no host sync in forward" in report.backends["array_api_strict:device1"].passed

@@ -7,7 +7,9 @@
 
 Prints a table (step, loss on each backend, largest relative difference, worst tensor)
 and exits 0 when every backend agrees with NumPy within the tolerance, 1 when one
-diverges (the report names the first step, tensor and backend), 2 on bad arguments.
+diverges (the report names the first step, tensor and backend) or when training itself
+diverges to NaN/inf on the reference (inconclusive: lower the learning rate), 2 on bad
+arguments.
 Unavailable backends (cupy without a GPU) are skipped with a warning. This module only
 provides :func:`add_parser` and :func:`run`; ``xpnet.cli`` wires them in.
 """
@@ -50,7 +52,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="train one model on several backends in lockstep and compare step by step",
         description="Train the same seeded MLP on several backends in lockstep and compare "
         "the loss, every gradient and every parameter with NumPy after each step. Exit "
-        "status: 0 parity, 1 divergence, 2 bad arguments.",
+        "status: 0 parity, 1 divergence (or training diverged to NaN/inf: inconclusive), 2 bad "
+        "arguments.",
     )
     p.add_argument("dataset", nargs="?", default="digits",
                    help="built-in dataset (default digits), standardized on the host")
@@ -214,5 +217,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"PASSED: {len(report.backends)} backends agree for {report.steps} steps (max rel diff {report.max_rel:.2e})")
         return 0
     f = report.first_failure
-    print(f"FAILED: {f.label()} diverges from {report.reference} at step {f.step}")
+    if f is not None:
+        print(f"FAILED: {f.label()} diverges from {report.reference} at step {f.step}")
+    else:
+        # The reference itself went NaN/inf: identical NaNs everywhere are no evidence of
+        # parity, so this is not a pass either.
+        d = report.diverged
+        print(
+            f"INCONCLUSIVE: training diverged to non-finite values at step {d.step} on the reference "
+            f"backend {report.reference} ({d.tensor()} is {d.values}); lower the learning rate (--lr)"
+        )
     return 1

@@ -99,7 +99,7 @@ class DiffStats:
     Attributes
     ----------
     max_abs
-        ``max |a - e|`` (``inf`` when a NaN/Inf pattern differs).
+        ``max |a - e|`` (``inf`` at a non-finite mismatch, see :func:`diff_stats`).
     max_rel
         ``max |a - e| / |e|`` over elements with ``e != 0`` (0.0 when there are none).
     norm_rel
@@ -119,18 +119,32 @@ def _host(x: Any) -> np.ndarray:
     return np.asarray(_backend.to_numpy(x))
 
 
-def diff_stats(actual: Any, expected: Any) -> DiffStats:
+def diff_stats(actual: Any, expected: Any, *, equal_nan: bool = False) -> DiffStats:
     """Absolute, elementwise-relative and normwise-relative differences of two arrays.
 
-    Arrays of any backend (copied to the host). Positions where both are NaN, or both are
-    the same infinity, count as equal; any other non-finite mismatch gives ``inf``.
+    Parameters
+    ----------
+    actual, expected
+        Arrays of any backend (copied to the host), broadcastable to each other.
+    equal_nan
+        Count positions where both are NaN as equal (like :func:`assert_close`'s
+        ``equal_nan``, off by default: two results that are both NaN agree on nothing).
+
+    Returns
+    -------
+    DiffStats
+        Positions where both are the same infinity count as equal; any other non-finite
+        position (NaN on either side unless ``equal_nan``, inf against a finite value)
+        makes ``max_abs``, ``max_rel`` and ``norm_rel`` ``inf``.
     """
     a = _host(actual).astype(np.float64, copy=False)
     e = _host(expected).astype(np.float64, copy=False)
     a, e = np.broadcast_arrays(a, e)
     if a.size == 0:
         return DiffStats(0.0, 0.0, 0.0, 0.0)
-    same_nonfinite = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
+    same_nonfinite = np.isinf(a) & (a == e)
+    if equal_nan:
+        same_nonfinite |= np.isnan(a) & np.isnan(e)
     finite = np.isfinite(a) & np.isfinite(e)
     if np.any(~finite & ~same_nonfinite):
         return DiffStats(float("inf"), float("inf"), float("inf"), _finite_max(e))
@@ -205,7 +219,10 @@ def assert_close(
     check_shape
         Require identical shapes; with False, shapes only need to broadcast.
     equal_nan
-        Treat NaN as equal to NaN.
+        Treat NaN as equal to NaN. Off by default, as in ``torch.testing.assert_close``
+        (NumPy's ``assert_allclose`` defaults to True): a result that is NaN where the
+        reference is NaN too usually means both diverged, which is rarely what a test
+        means to accept.
     msg
         Text prepended to the failure message.
 

@@ -19,17 +19,23 @@ reproduces those GPU failures on a CPU-only machine, and checks::
 * central finite differences in float64 agree with backward
   (:func:`~xpnet.testing.gradcheck`);
 * eval mode stores nothing (backward after an eval forward raises ``RuntimeError``) and
-  backward before any forward raises ``RuntimeError``.
+  backward before any forward raises ``RuntimeError``;
+* forward and backward never force a host synchronisation: on array-api-strict, calling
+  ``float()``, ``bool()`` (``if x > 0:``), ``int()``, ``complex()`` or ``operator.index()``
+  on an array inside the layer is reported (DESIGN §2.4).
 
 Every failure is reported with its backend and a hint that names the usual cause.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import re
+import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +61,11 @@ _HINT_NUMPY = (
 _HINT_DTYPE = (
     "a NumPy scalar (np.float64(...), np.pi * array) or a hard-coded dtype changes the dtype: "
     "use Python floats and dtype=x.dtype when creating arrays"
+)
+_HINT_HOST_SYNC = (
+    "keep value checks out of forward/backward: replace `if` on array values by xp.where / "
+    "xp.clip / masks, keep Python scalars as Python floats, and leave checks that need values "
+    "(NaN, label ranges) to the entry points (fit, the data loader), which run them once"
 )
 _HINT_CACHE_EVAL = (
     "in eval mode store nothing: self._cache = x if self.training else None, and raise "
@@ -187,6 +198,11 @@ def _exception_hint(exc: BaseException, b: Backend) -> str:
         or "can't convert" in low and "numpy" in low
     ):
         return _HINT_NUMPY
+    if isinstance(exc, AttributeError) and re.search(r"attribute '(item|tolist)'", text):
+        return (
+            "x.item() / x.tolist() copy values to the host, a host sync (DESIGN §2.4), and are not "
+            "part of the Array API: " + _HINT_HOST_SYNC
+        )
     if isinstance(exc, AttributeError) and "has no attribute" in low:
         return (
             "the layer uses an array method or attribute outside the Array API standard "
@@ -237,6 +253,97 @@ def _placement(
         report.fail(check, f"{what} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
         ok = False
     return ok
+
+
+# --------------------------------------------------------------------------- host syncs
+
+
+# Python conversions of an array to a host value: each one copies the value off the device
+# and waits for every queued kernel (a stall on a GPU). ``bool`` is also what ``if x > 0:``
+# calls; ``__index__`` is an array used as an int (``range(n)``, ``operator.index``).
+_SYNC_OPS = {
+    "__bool__": "bool()",
+    "__float__": "float()",
+    "__int__": "int()",
+    "__complex__": "complex()",
+    "__index__": "operator.index()",
+}
+# Backends whose array type is a Python class we may patch for the duration of a call.
+# (NumPy's ndarray and CuPy's are C types; torch's own code converts tensors internally.)
+_WATCHED_NAMESPACES = ("array_api_strict",)
+
+
+@contextlib.contextmanager
+def _watch_host_syncs(b: Backend) -> Iterator[list[tuple[str, str]] | None]:
+    """Record every host conversion of one of ``b``'s arrays made inside the block.
+
+    Yields a list that fills with ``(operation, "file:line")`` of the calling code; the
+    conversions still happen (so the remaining checks run). Only array-api-strict arrays
+    are watched; elsewhere it yields None. The array class is restored on exit.
+    """
+    if _backend.backend_name(b.xp) not in _WATCHED_NAMESPACES:
+        yield None
+        return
+    calls: list[tuple[str, str]] = []
+    cls = type(b.xp.zeros((), device=b.device))
+    package = sys.modules.get(cls.__module__.partition(".")[0])
+    own_dir = os.path.dirname(getattr(package, "__file__", "") or "") + os.sep
+    saved: dict[str, Any] = {}
+    for name, label in _SYNC_OPS.items():
+        if getattr(cls, name, None) is None:
+            continue
+        saved[name] = cls.__dict__.get(name)
+        setattr(cls, name, _recording(getattr(cls, name), label, calls, own_dir))
+    try:
+        yield calls
+    finally:
+        for name, original in saved.items():
+            if original is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, original)
+
+
+def _recording(original: Callable[..., Any], label: str, calls: list[tuple[str, str]], own_dir: str) -> Callable[..., Any]:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # The conversion builtins (float(x), `if x:`) call the slot straight from the
+        # frame that wrote them, so frame 1 is the layer's code. The array library's own
+        # use of its dunders (validating an index) is its business, not the layer's.
+        frame = sys._getframe(1)
+        where = frame.f_code.co_filename
+        if not (own_dir != os.sep and where.startswith(own_dir)):
+            calls.append((label, f"{os.path.basename(where)}:{frame.f_lineno}"))
+        return original(self, *args, **kwargs)
+
+    method.__name__ = getattr(original, "__name__", "method")
+    method.__doc__ = getattr(original, "__doc__", None)
+    return method
+
+
+def _report_host_syncs(r: BackendLayerReport, phase: str, calls: list[tuple[str, str]] | None) -> None:
+    if calls is None:
+        return
+    if not calls:
+        r.passed.append(f"no host sync in {phase}")
+        return
+    ops = list(dict.fromkeys(op for op, _ in calls))
+    places = list(dict.fromkeys(where for _, where in calls))
+    shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+    r.fail(
+        "host sync",
+        f"{phase} calls {'/'.join(ops)} on an array ({shown}): a host sync (DESIGN §2.4) that "
+        f"copies the value to the host and waits for the device on every call",
+        _HINT_HOST_SYNC,
+    )
+
+
+def _call_watched(r: BackendLayerReport, b: Backend, phase: str, call: Callable[[], Any]) -> Any:
+    """``call()`` with host conversions of ``b``'s arrays recorded and reported for ``phase``."""
+    with _watch_host_syncs(b) as calls:
+        try:
+            return call()
+        finally:
+            _report_host_syncs(r, phase, calls)
 
 
 # --------------------------------------------------------------------------- the check
@@ -397,7 +504,7 @@ def _check_one(
     x = b.asarray(x_host, dtype=dt)
     x_before = _backend.to_numpy(x).copy()
     try:
-        y = layer.forward(x)
+        y = _call_watched(r, b, "forward", lambda: layer.forward(x))
     except Exception as exc:  # noqa: BLE001
         r.fail("forward", _describe_exc(exc), _exception_hint(exc, b))
         return r, outs
@@ -416,7 +523,7 @@ def _check_one(
     layer.zero_grad()
     backward_ran = True
     try:
-        dx = layer.backward(dy)
+        dx = _call_watched(r, b, "backward", lambda: layer.backward(dy))
     except Exception as exc:  # noqa: BLE001
         r.fail("backward", _describe_exc(exc), _exception_hint(exc, b))
         backward_ran = False
@@ -456,7 +563,7 @@ def _check_one(
     # ---- eval mode stores nothing; backward before forward
     try:
         ev = _fresh(host_layer, b, dt).eval()
-        y_eval = ev.forward(x)
+        y_eval = _call_watched(r, b, "eval-mode forward", lambda: ev.forward(x))
         _placement(r, "eval-mode output", y_eval, b, dt, tuple(y.shape))
         _expect_runtime_error(
             r, "eval mode", lambda: ev.backward(dy),

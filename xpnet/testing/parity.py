@@ -21,6 +21,11 @@ On failure it raises :class:`ParityError` whose report names the first step, the
 tolerance, plus the environment (library versions, devices, TF32 settings) that usually
 explains a GPU-only difference.
 
+A run whose reference diverges to NaN or infinity (a learning rate far too high) proves
+nothing, even when every backend produces the same NaNs: :func:`check_parity` stops at the
+first step where the reference loss, a reference gradient or a reference parameter is
+non-finite and reports the run as *inconclusive* (``report.diverged``), which is not a pass.
+
 Tolerance model
 ---------------
 Each tensor is compared *normwise*: it passes when ``max|a - r| <= atol + rtol * max|r|``
@@ -56,6 +61,7 @@ from .assertions import diff_stats
 
 __all__ = [
     "PARITY_TOLERANCES",
+    "NonFinite",
     "ParityError",
     "ParityReport",
     "StepRow",
@@ -116,7 +122,10 @@ def parity_tolerances(dtype: Any) -> tuple[float, float]:
 
 
 class ParityError(AssertionError):
-    """Backends disagreed beyond tolerance; ``.report`` holds the full :class:`ParityReport`."""
+    """Backends disagreed beyond tolerance, or the reference diverged to non-finite values.
+
+    ``.report`` holds the full :class:`ParityReport`.
+    """
 
     def __init__(self, report: ParityReport) -> None:
         self.report = report
@@ -162,6 +171,51 @@ class TensorDiff:
 
 
 @dataclass
+class NonFinite:
+    """The first non-finite value of the reference backend: where the run stopped.
+
+    Attributes
+    ----------
+    step
+        1-based training step.
+    backend
+        The reference backend's name.
+    kind, name
+        ``"loss"``/``"loss"``, or ``"grad"``/``"param"`` and the parameter name, the first
+        non-finite tensor in computation order (loss, gradients, updated parameters).
+    count, size
+        How many of the tensor's entries are non-finite, of how many.
+    values
+        Which non-finite values occur: ``"nan"``, ``"inf"`` or ``"nan and inf"``.
+    """
+
+    step: int
+    backend: str
+    kind: str
+    name: str
+    count: int
+    size: int
+    values: str
+
+    def tensor(self) -> str:
+        """``"loss"`` or ``"<name> <kind>"``, e.g. ``"0.weight grad"``."""
+        return "loss" if self.kind == "loss" else f"{self.name} {self.kind}"
+
+    def label(self) -> str:
+        return f"{self.tensor()} ({self.backend})"
+
+    def message(self) -> str:
+        """``training diverged to non-finite values at step k on the reference ...``."""
+        entries = "is" if self.size == 1 else f"has {self.count} of {self.size} entries"
+        return (
+            f"training diverged to non-finite values at step {self.step} on the reference backend "
+            f"({self.backend}): {self.tensor()} {entries} {self.values}; lower the "
+            f"learning rate (or clip gradients, or train in float64). Comparing NaNs proves "
+            f"nothing, so the run stopped there"
+        )
+
+
+@dataclass
 class StepRow:
     """One row of the parity table: losses per backend and the step's worst tensor."""
 
@@ -193,6 +247,10 @@ class ParityReport:
     first_failure
         The first comparison beyond tolerance (in step order; within a step: loss, then
         gradients, then parameters, in ``named_parameters`` order), or None.
+    diverged
+        Where the reference first produced a NaN or infinity (:class:`NonFinite`), or
+        None. The run stops at that step and does not pass: its status is
+        ``"inconclusive"`` (``"failed"`` when a comparison failed before).
     worst
         The gradient or parameter comparison with the largest relative difference.
     env
@@ -212,11 +270,28 @@ class ParityReport:
     first_failure: TensorDiff | None = None
     worst: TensorDiff | None = None
     env: dict[str, Any] = field(default_factory=dict)
+    diverged: NonFinite | None = None
 
     @property
     def passed(self) -> bool:
-        """True when every comparison was within tolerance."""
-        return self.first_failure is None
+        """True when every comparison was within tolerance and the reference stayed finite."""
+        return self.first_failure is None and self.diverged is None
+
+    @property
+    def status(self) -> str:
+        """``"passed"``, ``"failed"`` (a comparison beyond tolerance) or ``"inconclusive"``.
+
+        Inconclusive: the reference diverged to non-finite values before any comparison
+        failed, so the steps after it compare nothing.
+        """
+        if self.first_failure is not None:
+            return "failed"
+        return "inconclusive" if self.diverged is not None else "passed"
+
+    @property
+    def steps_run(self) -> int:
+        """Steps actually run and compared (fewer than ``steps`` when the reference diverged)."""
+        return len(self.rows)
 
     @property
     def max_rel(self) -> float:
@@ -240,7 +315,7 @@ class ParityReport:
         """
         f = self.first_failure
         if f is None:
-            return ""
+            return self.diverged.message() if self.diverged is not None else ""
         if f.note:
             return f"not a rounding difference: {f.note}"
         by_step = self.max_rel_by_step()
@@ -279,13 +354,24 @@ class ParityReport:
             worst = f"; worst {w.label()} at step {w.step}" if w is not None else ""
             return f"{head}\nPASSED: max rel diff {_fmt(self.max_rel)}{worst}"
         f = self.first_failure
-        assert f is not None
+        d = self.diverged
+        if f is None:
+            assert d is not None
+            agreed = (
+                f"; steps 1-{d.step - 1} agreed (max rel diff {_fmt(self.max_rel)})" if d.step > 1 else ""
+            )
+            return (
+                f"{head}\nINCONCLUSIVE (not a pass) at step {d.step} of {self.steps}: {d.message()}{agreed}"
+            )
         note = f" ({f.note})" if f.note else ""
-        return (
+        text = (
             f"{head}\nFAILED at step {f.step}: {f.label()} differs from {self.reference}: "
             f"max abs diff {_fmt(f.max_abs)}, rel diff {_fmt(f.rel)} > rtol {self.rtol:g}{note}\n"
             f"{self.diagnosis()}"
         )
+        if d is not None:
+            text += f"\nthen {d.message()}"
+        return text
 
     def format_table(self, max_rows: int | None = None) -> str:
         """The per-step table as text (step, loss per backend, max rel diff, worst tensor).
@@ -298,10 +384,20 @@ class ParityReport:
         body = []
         for r in self.rows:
             mark = "" if r.ok else "  <-- FAIL"
+            max_rel = _fmt(r.max_rel)
+            if self.diverged is not None and r.step == self.diverged.step:
+                # Only the tensors still finite on the reference were compared at this step.
+                if any(d.step == r.step and not d.ok for d in self.diffs):
+                    mark = f"{mark}, then NON-FINITE {self.diverged.label()}"
+                else:
+                    mark = f"  <-- NON-FINITE {self.diverged.label()}"
+                if not r.worst:
+                    max_rel = "-"
             body.append(
-                [str(r.step), *(_fmt_loss(r.losses.get(b)) for b in self.backends), _fmt(r.max_rel), r.worst + mark]
+                [str(r.step), *(_fmt_loss(r.losses.get(b)) for b in self.backends), max_rel, (r.worst + mark).lstrip()]
             )
-        keep = _rows_to_show(len(body), max_rows, None if self.passed else self.first_failure.step)
+        marked = self.first_failure or self.diverged
+        keep = _rows_to_show(len(body), max_rows, None if marked is None else marked.step)
         widths = [max(len(header[i]), *(len(row[i]) for row in body)) if body else len(header[i]) for i in range(len(header))]
         lines = ["  ".join(h.rjust(w) if i < len(header) - 1 else h for i, (h, w) in enumerate(zip(header, widths)))]
         prev = -1
@@ -320,6 +416,8 @@ class ParityReport:
         """JSON-ready dict (non-finite numbers become the strings ``"inf"``/``"nan"``)."""
         d = asdict(self)
         d["passed"] = self.passed
+        d["status"] = self.status
+        d["steps_run"] = self.steps_run
         d["diagnosis"] = self.diagnosis()
         d["max_rel"] = self.max_rel
         return _json_safe(d)
@@ -701,7 +799,8 @@ def check_parity(
     ------
     ParityError
         A loss, gradient or parameter differed beyond tolerance, left its backend or
-        changed dtype (with ``raise_on_failure``).
+        changed dtype, or the reference's loss, a gradient or a parameter became NaN or
+        infinite (with ``raise_on_failure``).
     BackendUnavailable
         Fewer than two usable backends.
     ValueError
@@ -713,6 +812,12 @@ def check_parity(
     backend drifts is found exactly, whatever happens later. Backends then differ only by
     floating-point rounding, which grows slowly (roughly linearly) with the number of
     steps for a stable training run; see docs/parity.md for measured numbers.
+
+    A NaN or infinity on a compared backend where the reference is finite is a failure
+    at that step. When the reference itself becomes non-finite (training diverged: the
+    learning rate is too high), the run stops there and does not pass
+    (``report.diverged``, ``report.status == "inconclusive"``, :class:`ParityError`):
+    identical NaNs on every backend prove nothing.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"check_parity: steps must be a positive int, got {steps!r}")
@@ -780,6 +885,8 @@ def check_parity(
             set_rng_state(rng_state)
             results.append(_train_step(r, step, xb_host, yb_host, names, dtype))
         _compare_step(report, step, results, rtol, atol)
+        if report.diverged is not None:
+            break
     if report.worst is None and report.diffs:
         report.worst = report.diffs[0]
     if raise_on_failure and not report.passed:
@@ -829,7 +936,9 @@ def _train_step(run: _Run, step: int, xb: np.ndarray, yb: np.ndarray, names: lis
     return _StepResult(b.name, loss_host, grads, params, problems)
 
 
-def _diff(step: int, backend: str, kind: str, name: str, a: Any, r: Any, rtol: float, atol: float, note: str) -> TensorDiff:
+def _diff(
+    step: int, backend: str, kind: str, name: str, a: Any, r: Any, rtol: float, atol: float, note: str, reference: str
+) -> TensorDiff:
     if a is None or r is None:
         if a is None and r is None:
             return TensorDiff(step, backend, kind, name, 0.0, 0.0, True)
@@ -837,20 +946,54 @@ def _diff(step: int, backend: str, kind: str, name: str, a: Any, r: Any, rtol: f
         return TensorDiff(step, backend, kind, name, math.inf, math.inf, False, f"no gradient on {missing}")
     if np.shape(a) != np.shape(r):
         return TensorDiff(step, backend, kind, name, math.inf, math.inf, False, f"shape {np.shape(a)} vs {np.shape(r)}")
-    s = diff_stats(a, r)
+    # The reference is finite here (_compare_step stops at its first NaN/inf), so any
+    # non-finite entry on this backend is a mismatch; never count NaN == NaN as agreement.
+    if not note and not np.all(np.isfinite(a)):
+        note = f"{_nonfinite_kinds(np.asarray(a))} on {backend} where {reference} is finite"
+    s = diff_stats(a, r, equal_nan=False)
     ok = s.max_abs <= atol + rtol * s.ref_max and not note
     return TensorDiff(step, backend, kind, name, s.max_abs, s.norm_rel, ok, note)
 
 
+def _nonfinite_kinds(a: np.ndarray) -> str:
+    has_nan, has_inf = bool(np.any(np.isnan(a))), bool(np.any(np.isinf(a)))
+    return "nan and inf" if has_nan and has_inf else ("nan" if has_nan else "inf")
+
+
+def _first_nonfinite(step: int, ref: _StepResult) -> NonFinite | None:
+    """The reference's first non-finite tensor of this step, in computation order."""
+    tensors: list[tuple[str, str, Any]] = [("loss", "loss", np.float64(ref.loss))]
+    tensors += [("grad", n, g) for n, g in ref.grads.items() if g is not None]
+    tensors += [("param", n, p) for n, p in ref.params.items()]
+    for kind, name, value in tensors:
+        host = np.asarray(value, dtype=np.float64)
+        bad = ~np.isfinite(host)
+        if np.any(bad):
+            return NonFinite(step, ref.backend, kind, name, int(bad.sum()), int(host.size), _nonfinite_kinds(host))
+    return None
+
+
 def _compare_step(report: ParityReport, step: int, results: list[_StepResult], rtol: float, atol: float) -> None:
     ref = results[0]
+    diverged = _first_nonfinite(step, ref)
+
+    def ref_finite(value: Any) -> bool:
+        return diverged is None or value is None or bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+
     step_diffs: list[TensorDiff] = []
     for res in results[1:]:
-        step_diffs.append(_diff(step, res.backend, "loss", "loss", np.float64(res.loss), np.float64(ref.loss), rtol, atol, ""))
+        # A tensor whose reference is NaN/inf has nothing to be compared with: it is left
+        # out (the run is reported as diverged instead), the others of the step still count.
+        if ref_finite(ref.loss):
+            step_diffs.append(
+                _diff(step, res.backend, "loss", "loss", np.float64(res.loss), np.float64(ref.loss), rtol, atol, "", ref.backend)
+            )
         for kind, table, ref_table in (("grad", res.grads, ref.grads), ("param", res.params, ref.params)):
             for name, value in table.items():
+                if not ref_finite(ref_table[name]):
+                    continue
                 note = res.problems.get((kind, name), "")
-                step_diffs.append(_diff(step, res.backend, kind, name, value, ref_table[name], rtol, atol, note))
+                step_diffs.append(_diff(step, res.backend, kind, name, value, ref_table[name], rtol, atol, note, ref.backend))
     # Report order within a step follows the computation: loss, gradients, then updates.
     order = {"loss": 0, "grad": 1, "param": 2}
     step_diffs.sort(key=lambda d: order[d.kind])
@@ -867,9 +1010,10 @@ def _compare_step(report: ParityReport, step: int, results: list[_StepResult], r
             losses={r.backend: r.loss for r in results},
             max_rel=worst.rel if worst is not None else 0.0,
             worst=worst.label() if worst is not None else "",
-            ok=all(d.ok for d in step_diffs),
+            ok=all(d.ok for d in step_diffs) and diverged is None,
         )
     )
+    report.diverged = diverged
 
 
 def _gt(a: float, b: float) -> bool:
