@@ -241,6 +241,11 @@ def test_predict_csv_npy_and_stdout(digits_ckpt, tmp_path):
         (("train", "--test-size", "1.5"), 2, "--test-size"),
         (("train", "--optimizer", "lbfgs"), 2, "--optimizer"),
         (("train", "xor", "--plot", "no/such/dir/x.png"), 1, "does not exist"),
+        (("train", "xor", "--plot", "curves.txt"), 2, "--plot: 'curves.txt' has '.txt'"),
+        (("train", "xor", "--plot", "curves"), 2, "has no extension"),
+        (("train", "--hidden", "0"), 2, "use --hidden none for a linear model"),
+        (("train", "xor", "--stop-after", "5", "--epochs", "3"), 2, "--stop-after: 5 is after the last epoch"),
+        (("train", "xor", "--stop-after", "500"), 2, "(200, the default --epochs for xor)"),
         (("eval", "missing.npz"), 1, "missing.npz"),
         (("predict", "missing.npz"), 2, "--data"),
         (("frobnicate",), 2, "invalid choice"),
@@ -249,6 +254,111 @@ def test_predict_csv_npy_and_stdout(digits_ckpt, tmp_path):
 def test_errors_are_one_line_without_traceback(args, code, needle, tmp_path):
     proc = xpnet(*args, cwd=tmp_path, check=False)
     assert_one_line_error(proc, code, needle)
+
+
+def test_early_errors_come_before_training(tmp_path):
+    for args in (("--plot", "p.txt"), ("--stop-after", "5", "--epochs", "3")):
+        proc = xpnet("train", "xor", *args, cwd=tmp_path, check=False)
+        assert_one_line_error(proc, 2)
+        assert proc.stdout == ""  # nothing loaded or trained
+    proc = xpnet("train", "xor", "--hidden", "none", "--epochs", "1", "-q", cwd=tmp_path)
+    assert proc.returncode == 0
+
+
+def test_float64_on_a_device_without_it_falls_back_to_float32(tmp_path):
+    pytest.importorskip("array_api_strict")
+    proc = xpnet("train", "xor", "--backend", "array_api_strict", "--device", "no_float64",
+                 "--dtype", "float64", "--epochs", "2", "--metrics-json", "m.json",
+                 "--save", "ck.npz", cwd=tmp_path)
+    assert proc.stderr.strip() == (
+        "xpnet: warning: array_api_strict device array_api_strict.Device('no_float64') has no "
+        "float64; training in float32 instead"
+    )
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["dtype"] == "float32"
+    # A float64 checkpoint evaluated on such a device falls back the same way.
+    xpnet("train", "xor", "--dtype", "float64", "--epochs", "2", "--save", "ck64.npz", "-q",
+          cwd=tmp_path)
+    ev = xpnet("eval", "ck64.npz", "--backend", "array_api_strict", "--device", "no_float64",
+               cwd=tmp_path)
+    assert "evaluating in float32 instead" in ev.stderr and "accuracy" in ev.stdout
+
+
+def _mnist_dir(folder: pathlib.Path, n_train: int = 30, n_test: int = 12,
+               n_test_labels: int | None = None) -> None:
+    """Tiny MNIST-layout IDX files (4x4 'images', 3 classes) written by the test."""
+    from xpnet.data import save_idx
+
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for kind, n, n_lab in (("train", n_train, n_train), ("t10k", n_test, n_test_labels or n_test)):
+        if n == 0:
+            continue
+        y = np.arange(n_lab) % 3
+        imgs = rng.integers(0, 60, size=(n, 4, 4))
+        imgs[np.arange(n), 0, y[:n] if n_lab >= n else np.arange(n) % 3] = 255  # learnable
+        save_idx(folder / f"{kind}-images-idx3-ubyte.gz", imgs.astype(np.uint8))
+        save_idx(folder / f"{kind}-labels-idx1-ubyte.gz", y.astype(np.uint8))
+
+
+@pytest.mark.parametrize("name", [None, "mnist"])
+def test_mnist_directory_uses_the_official_t10k_test_split(tmp_path, name):
+    _mnist_dir(tmp_path / "mn")
+    ds = () if name is None else (name,)
+    proc = xpnet("train", *ds, "--data", "mn", "--epochs", "2", "--test-size", "0.5",
+                 "--metrics-json", "m.json", "--save", "ck.npz", cwd=tmp_path)
+    assert "30 train / 12 test samples" in proc.stdout
+    assert "test set: the official t10k files in mn (--test-size does not apply)" in proc.stdout
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["test_split"] == "t10k" and m["test_on_train"] is False
+    assert len(m["history"]["val_accuracy"]) == 2
+    # eval re-creates the same test set (the 12 t10k samples) and the same accuracy.
+    ev = xpnet("eval", "ck.npz", "--metrics-json", "e.json", cwd=tmp_path)
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["samples"] == 12 and e["accuracy"] == m["test_accuracy"], ev.stdout
+    tr = xpnet("eval", "ck.npz", "--split", "train", "--metrics-json", "t.json", cwd=tmp_path)
+    assert json.loads((tmp_path / "t.json").read_text())["samples"] == 30, tr.stdout
+
+
+def test_mnist_directory_without_t10k_splits_the_train_files(tmp_path):
+    _mnist_dir(tmp_path / "mn", n_test=0)
+    proc = xpnet("train", "--data", "mn", "--epochs", "1", "--test-size", "0.5", cwd=tmp_path)
+    assert "15 train / 15 test samples" in proc.stdout and "t10k" not in proc.stdout
+
+
+def test_mnist_t10k_with_mismatched_counts_is_a_clear_error(tmp_path):
+    _mnist_dir(tmp_path / "mn", n_test=12, n_test_labels=11)
+    proc = xpnet("train", "--data", "mn", "--epochs", "1", cwd=tmp_path, check=False)
+    assert_one_line_error(proc, 1, "12 images but 11 labels")
+
+
+def test_task_inference_from_csv_targets(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    pm = np.where(X[:, 0] > 0, 1, -1)
+    np.savetxt(tmp_path / "pm.csv", np.column_stack([X, pm]), delimiter=",", fmt="%.6g")
+    proc = xpnet("train", "--data", "pm.csv", "--epochs", "2", cwd=tmp_path)
+    assert proc.stderr.strip() == (
+        "xpnet: note: load_file('pm.csv'): labels -1/+1 read as binary classes 0/1 (-1 -> 0, +1 -> 1)"
+    )
+    assert "classification" in proc.stdout and "accuracy" in proc.stdout.splitlines()[-1]
+
+    price = np.array([1634, 1500, 1200, 900, 2000])[np.arange(40) % 5]
+    np.savetxt(tmp_path / "price.csv", np.column_stack([X, price]), delimiter=",", fmt="%.6g")
+    proc = xpnet("train", "--data", "price.csv", "--epochs", "1", cwd=tmp_path, check=False)
+    err = assert_one_line_error(proc, 1, "cannot tell whether", "from 900 to 2000",
+                                "--task classification|regression")
+    assert "np.int64" not in err
+    proc = xpnet("train", "--data", "price.csv", "--task", "regression", "--epochs", "1",
+                 cwd=tmp_path)
+    assert "loss (MSE)" in proc.stdout.splitlines()[-1]
+    # Classification with a class of one sample: the hint names CLI flags, not kwargs.
+    one = np.array([0, 1] * 19 + [2, 1])
+    np.savetxt(tmp_path / "one.csv", np.column_stack([X, one]), delimiter=",", fmt="%.6g")
+    proc = xpnet("train", "--data", "one.csv", "--epochs", "1", cwd=tmp_path, check=False)
+    err = assert_one_line_error(proc, 1, "class 2 has only 1 sample", "--task regression",
+                                "--test-size 0")
+    assert "stratify=None" not in err
 
 
 def test_unavailable_backend_is_a_one_line_error(tmp_path):

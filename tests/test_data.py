@@ -193,6 +193,35 @@ def test_validation_errors():
         DataLoader(X, y, shuffle=True, generator="seed")
 
 
+@pytest.mark.parametrize("where", ["X", "y"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_rejected_once_at_construction(backend, where, bad):
+    X, _ = _host_data(n=9)
+    y = np.linspace(0.0, 1.0, 9).astype(np.float32)
+    (X if where == "X" else y)[5, ...] = bad
+    Xb, yb = backend.asarray(X), backend.asarray(y)
+    with pytest.raises(ValueError, match=rf"DataLoader: {where} contains NaN or infinite values "
+                                         r"\(1 of 9 samples, first at index 5\)"):
+        DataLoader(Xb, yb, batch_size=4)
+    # Opting out (fit does, after validating the data itself) iterates the values as given.
+    loader = DataLoader(Xb, yb, batch_size=4, validate=False)
+    got = np.concatenate([backend.to_numpy(b[0 if where == "X" else 1]).reshape(-1) for b in loader])
+    assert np.isnan(bad) == np.isnan(got).any() and np.isinf(bad) == np.isinf(got).any()
+
+
+def test_validation_makes_one_transfer_and_skips_integer_arrays(backend, monkeypatch):
+    X, y = _host_data(n=7)
+    Xb, yb, ib = backend.asarray(X), backend.asarray(y), backend.asarray(y)
+    calls = []
+    real = _backend.to_numpy
+    monkeypatch.setattr(_backend, "to_numpy", lambda a: calls.append(1) or real(a))
+    DataLoader(Xb, yb)  # float X, int labels: one host transfer for the one check
+    assert len(calls) == 1
+    DataLoader(Xb, yb, validate=False)
+    DataLoader(ib, yb)  # integers are always finite: nothing to check
+    assert len(calls) == 1
+
+
 def test_mixed_backends_and_devices_rejected():
     strict = pytest.importorskip("array_api_strict")
     X, y = _host_data(n=6)
@@ -271,6 +300,14 @@ def test_stratified_split_rounding_and_small_classes():
         train_test_split(np.zeros((5, 1)), np.array([0, 0, 1, 1, 2]), stratify=True)
     with pytest.raises(ValueError, match="needs y"):
         train_test_split(np.zeros((5, 1)), stratify=True)
+
+
+def test_stratified_split_error_prints_plain_numbers():
+    X = np.zeros((5, 1))
+    y = np.array([3, 3, 1634, 3, 3], dtype=np.int64)
+    with pytest.raises(ValueError, match=r"class 1634 has only 1 sample") as err:
+        train_test_split(X, y, stratify=True)
+    assert "np.int64" not in str(err.value)
 
 
 def test_split_on_backend(backend):

@@ -365,10 +365,10 @@ def test_csv_errors(tmp_path):
         if pattern is not None:
             with pytest.raises(ValueError, match=pattern):
                 load_file(tmp_path / name)
-    # -1/+1 labels are not class ids: inferred as regression, refused as classification.
-    assert load_file(tmp_path / "negative.csv").task == "regression"
-    with pytest.raises(ValueError, match=r"remap them \(e.g. -1/\+1 -> 0/1\)"):
-        load_file(tmp_path / "negative.csv", task="classification")
+    # Other negative labels are refused as classification, with the remapping hint.
+    (tmp_path / "minus2.csv").write_text("1,-2\n2,0\n3,1\n")
+    with pytest.raises(ValueError, match=r"got -2\. Hint: remap them \(e.g. -1/\+1 -> 0/1\)"):
+        load_file(tmp_path / "minus2.csv", task="classification")
     (tmp_path / "ok.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"no column named 'z'; columns are \['a', 'b'\]"):
         load_file(tmp_path / "ok.csv", target="z")
@@ -378,6 +378,80 @@ def test_csv_errors(tmp_path):
         load_file(tmp_path / "negative.csv", target=5)
     with pytest.raises(ValueError, match="task must be"):
         load_file(tmp_path / "negative.csv", task="ranking")
+
+
+def test_minus_one_plus_one_labels_become_binary_classes(tmp_path):
+    (tmp_path / "pm.csv").write_text("0.5,1\n1.5,-1\n2.5,1\n3.5,-1\n")
+    for task in (None, "classification"):
+        with pytest.warns(UserWarning, match=r"labels -1/\+1 read as binary classes 0/1"):
+            ds = load_file(tmp_path / "pm.csv", task=task)
+        _check_dataset(ds, 4, 1, "classification", 2)
+        np.testing.assert_array_equal(ds.y, [1, 0, 1, 0])
+        assert ds.target_names == ("-1", "1")
+    reg = load_file(tmp_path / "pm.csv", task="regression")
+    np.testing.assert_array_equal(reg.y[:, 0], [1.0, -1.0, 1.0, -1.0])
+
+
+def test_task_inference_rules(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 2))
+
+    def write(name, y):
+        np.savetxt(tmp_path / name, np.column_stack([X[: len(y)], y]), delimiter=",")
+        return tmp_path / name
+
+    # Few non-negative whole numbers below 1000: class labels.
+    ds = load_file(write("cls.csv", np.arange(40) % 4))
+    _check_dataset(ds, 40, 2, "classification", 4)
+    # Whole-number prices: few distinct values but labels >= 1000 -> ambiguous, one line,
+    # plain ints (not np.int64(...)), and the CLI flag in the hint.
+    prices = write("prices.csv", np.array([1634, 1500, 1200, 900, 1634, 2000] * 3))
+    with pytest.raises(ValueError, match=r"5 distinct whole numbers from 900 to 2000") as err:
+        load_file(prices)
+    msg = str(err.value)
+    assert "np." not in msg and "\n" not in msg and "--task classification|regression" in msg
+    assert load_file(prices, task="regression").task == "regression"
+    # Many distinct whole numbers in a float column (counts, prices): regression.
+    many = load_file(write("many.csv", np.arange(300) * 7))
+    assert many.task == "regression" and many.y.shape == (300, 1)
+    # Negative whole numbers other than -1/+1: ambiguous.
+    with pytest.raises(ValueError, match=r"from -2 to 2.*task='regression'"):
+        load_file(write("neg.csv", np.arange(20) % 5 - 2))
+    # An integer array with more than 100 values: ambiguous too (it says "labels", but 200
+    # output classes are unlikely to be meant).
+    np.savez(tmp_path / "ints.npz", X=X[:200], y=np.arange(200))
+    with pytest.raises(ValueError, match="200 distinct whole numbers"):
+        load_file(tmp_path / "ints.npz")
+    assert load_file(tmp_path / "ints.npz", task="classification").num_classes == 200
+
+
+def test_has_mnist_split(tmp_path):
+    from xpnet.data import has_mnist_split
+
+    _fake_mnist(tmp_path / "m", n=3)
+    assert not has_mnist_split(tmp_path / "m", "t10k")
+    assert has_mnist_split(tmp_path / "m", "train")
+    _fake_mnist(tmp_path / "m", kind="t10k", n=2)
+    assert has_mnist_split(tmp_path / "m")
+    (tmp_path / "m" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"t10k-images-idx3-ubyte.gz but no t10k labels file"):
+        has_mnist_split(tmp_path / "m")
+
+
+@pytest.mark.parametrize("dtype", [None, "float32", "float64", np.float32])
+def test_load_dataset_dtype(dtype):
+    want = np.float64 if dtype is None else np.dtype(dtype).type
+    iris = load_dataset("iris", dtype=dtype)
+    assert iris.X.dtype == want and iris.y.dtype == np.int64
+    np.testing.assert_array_equal(iris.X, load_dataset("iris").X.astype(want))
+    sine = load_dataset("sine", n_samples=5, dtype=dtype)
+    assert sine.X.dtype == want and sine.y.dtype == want
+    assert f"X={np.dtype(want).name}(150, 4)" in repr(iris)
+
+
+def test_load_dataset_dtype_errors():
+    with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64', got 'int8'"):
+        load_dataset("xor", dtype="int8")
 
 
 def test_load_file_idx_and_folders(tmp_path):

@@ -126,3 +126,46 @@ def test_register_metric_decorator_and_overwrite():
             register_metric("val_x", mean_absolute_error)
     finally:
         metrics.METRICS.pop("test_max_error", None)
+
+
+# 360 samples, 352 correct: the float32 mean is 0.97777778 (0.9777777791023254) and the
+# float32 product/sum drift seen before the fix gave 0.9777777698; the exact ratio is
+# 352 / 360 = 0.9777777777777777.
+N_EXACT, N_WRONG = 360, 8
+
+
+def _scores_and_labels(n=N_EXACT, wrong=N_WRONG, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, classes))
+    y = z.argmax(1)
+    y[:wrong] = (y[:wrong] + 1) % classes  # exactly `wrong` mistakes
+    return z, y.astype(np.int64)
+
+
+def test_correct_count_is_an_exact_integer_on_device(backend):
+    z, y = _scores_and_labels()
+    out, yb = backend.asarray(z, dtype="float32"), backend.asarray(y)
+    n = metrics.correct_count(out, yb)
+    backend.check(n, shape=())
+    assert backend.xp.isdtype(n.dtype, "integral")
+    assert int(backend.to_numpy(n)) == N_EXACT - N_WRONG
+    # Called directly, accuracy stays a 0-d float32 array: the ratio rounded once to float32.
+    acc = accuracy(out, yb)
+    backend.check(acc, dtype="float32", shape=())
+    assert float(backend.to_numpy(acc)) == float(np.float32(352 / 360))
+    # Binary outputs count too.
+    p = backend.asarray((np.arange(10) % 2).astype(np.float32)[:, None])
+    t = backend.asarray(np.array([0, 1, 0, 1, 0, 1, 0, 1, 1, 0]))
+    assert int(backend.to_numpy(metrics.correct_count(p, t))) == 8
+
+
+def test_counting_form_of_accuracy_metrics():
+    import functools
+
+    assert metrics.counting_form(accuracy) is metrics.correct_count
+    assert metrics.counting_form(mean_squared_error) is None
+    assert metrics.counting_form(lambda o, t: o) is None
+    logit_acc = metrics.counting_form(functools.partial(binary_accuracy, from_logits=True))
+    z = np.array([[-0.2], [0.3], [0.1]], dtype=np.float32)
+    # from_logits thresholds at 0: predictions 0, 1, 1 against targets 0, 1, 0.
+    assert int(logit_acc(z, np.array([0, 1, 0]))) == 2

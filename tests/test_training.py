@@ -113,6 +113,28 @@ def test_epoch_values_match_hand_computation(backend):
     assert res["loss"] == pytest.approx(ce, rel=F32_RTOL) and res["accuracy"] == pytest.approx(acc)
 
 
+def test_accuracy_in_history_and_evaluate_is_the_exact_ratio(backend):
+    # A float32 model that gets exactly 352 of 360 right (identity weights on fixed
+    # scores). The logged value must be the float64 ratio, not a float32 mean of means.
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((360, 3))
+    y = z.argmax(1)
+    y[:8] = (y[:8] + 1) % 3
+    lin = xpnet.Linear(3, 3)
+    lin.load_state_dict({"weight": np.eye(3, dtype=np.float32), "bias": np.zeros(3, np.float32)})
+    model = backend.move(xpnet.Sequential(lin), dtype="float32")
+    Xb, yb = backend.asarray(z, dtype="float32"), backend.asarray(y.astype(np.int64))
+    exact = 352 / 360  # 0.9777777777777777
+    for bs in (7, 32, 360):
+        res = evaluate(model, CrossEntropyLoss(), Xb, yb, batch_size=bs, metrics=["accuracy"])
+        assert res["accuracy"] == exact
+        assert evaluate(model, None, Xb, yb, batch_size=bs, metrics=["acc"])["acc"] == exact
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), Xb, yb, epochs=1,
+               batch_size=32, shuffle=True, generator=0, verbose=0, metrics=["accuracy"],
+               validation_data=(Xb, yb))
+    assert hist.history["accuracy"] == [exact] and hist.history["val_accuracy"] == [exact]
+
+
 def test_bce_with_logits_accuracy_thresholds_logits(backend):
     # z = x0 exactly (w = [1, 0], b = 0). Thresholding the logits at 0 gets all four right;
     # the probability threshold 0.5 applied to logits would get only 2 of 4.

@@ -27,6 +27,7 @@ __all__ = [
     "to_device",
     "resolve_device",
     "resolve_float_dtype",
+    "supports_float64",
     "default_device",
     "supports_inplace",
     "check_same_backend",
@@ -216,6 +217,19 @@ def dtype_name(dtype: Any) -> str:
         if cand in text:
             return cand
     return text
+
+
+def supports_float64(xp: Namespace, device: Any = None) -> bool:
+    """Whether ``device`` of ``xp`` can hold float64 arrays (probed by creating one).
+
+    Some devices cannot (array-api-strict's ``no_float64`` device, Apple MPS, some
+    accelerators); callers fall back to float32 with a warning.
+    """
+    try:
+        xp.zeros((1,), dtype=xp.float64, device=resolve_device(xp, device))
+    except Exception:  # noqa: BLE001 - any failure means "no float64 here"
+        return False
+    return True
 
 
 def default_device(xp: Namespace) -> Any:

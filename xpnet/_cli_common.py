@@ -15,10 +15,15 @@ DEFAULT_LR = {"sgd": 0.1, "momentum": 0.01, "adagrad": 0.01, "rmsprop": 1e-3, "a
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
-    """``"128,64"`` -> ``(128, 64)``; ``"none"``/``"0"``/``"-"`` -> no hidden layer."""
+    """``"128,64"`` -> ``(128, 64)``; ``"none"`` or ``"-"`` -> no hidden layer."""
     t = text.strip().lower()
-    if t in ("", "none", "0", "-"):
+    if t in ("none", "-"):
         return ()
+    if t == "0":
+        # "0 units" is not a layer; asking for `none` keeps a typo from dropping the hidden layer.
+        raise argparse.ArgumentTypeError(
+            "0 is not a layer width; use --hidden none for a linear model (no hidden layer)"
+        )
     try:
         sizes = tuple(int(s) for s in t.replace(" ", "").split(","))
     except ValueError:

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,6 +85,10 @@ _RESUME_FIXED = ("dataset", "data", "hidden", "activation", "init", "optimizer",
                  "weight_decay", "batch_size", "seed", "test_size", "dtype", "scheduler",
                  "standardize", "task")
 _CLI_FORMAT = 1
+
+
+#: Image formats --plot accepts (those matplotlib's Agg canvas writes; checked up front).
+_PLOT_FALLBACK_FORMATS = ("png", "pdf", "svg")
 
 
 class CLIError(Exception):
@@ -160,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--test-size", type=float_in(0.0, 1.0, lo_open=False), default=None,
                    metavar="FRAC",
                    help="fraction held out for testing, stratified by class (default 0.2; 0 "
-                        "tests on the training data, the default for the 4-sample logic gates)")
+                        "tests on the training data, the default for the 4-sample logic gates). "
+                        "Ignored for an MNIST directory with t10k files: those are the test set")
     d.add_argument("--no-standardize", dest="standardize", action="store_false", default=None,
                    help="do not standardize features (default: zero mean, unit variance, "
                         "fitted on the training split)")
@@ -201,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "bit-identically where the uninterrupted run ends")
     r.add_argument("--plot", default=None, metavar="PNG",
                    help="write loss/accuracy curves (and the decision boundary for 2-D data) "
-                        "to this image (needs matplotlib)")
+                        "to this image: .png, .pdf, .svg, ... (needs matplotlib; checked "
+                        "before training)")
     r.add_argument("--metrics-json", default=None, metavar="PATH",
                    help="write test_accuracy, test_loss, train_loss, epochs, seconds as JSON")
     r.add_argument("-q", "--quiet", action="store_true",
@@ -382,8 +389,12 @@ def _dataset_fields(ds: Any) -> tuple[np.ndarray, np.ndarray | None, str | None,
 _PATH_DATASETS = ("mnist", "fashion_mnist")
 
 
-def _load_source(dataset: str | None, path: str | None) -> Any:
-    """Load a built-in dataset by name, or a file / MNIST directory."""
+def _load_source(dataset: str | None, path: str | None, task: str | None = None) -> Any:
+    """Load a built-in dataset by name, or a file / MNIST directory (its train split).
+
+    Notes the loader raises as warnings (labels -1/+1 read as classes 0/1) are printed
+    as ``xpnet: note: ...`` lines on stderr.
+    """
     from . import data as xdata
 
     if path is not None:
@@ -391,7 +402,14 @@ def _load_source(dataset: str | None, path: str | None) -> Any:
             raise FileNotFoundError(f"no such file or directory: {path!r}")
         if dataset in _PATH_DATASETS:
             return xdata.load_dataset(dataset, path=path)
-        return xdata.load_file(path)
+        if os.path.isdir(path):
+            return xdata.load_file(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = xdata.load_file(path, task=task)
+        for w in caught:
+            print(f"{PROG}: note: {w.message}", file=sys.stderr)
+        return ds
     names = _dataset_names()
     if dataset not in names:
         raise _UsageError(
@@ -399,6 +417,55 @@ def _load_source(dataset: str | None, path: str | None) -> Any:
             f"(or pass --data PATH for a file)"
         )
     return xdata.load_dataset(dataset)
+
+
+def _load_test_split(dataset: str | None, path: str | None) -> Any:
+    """The official t10k split of an MNIST directory, or None when it has none.
+
+    Raises when only one of the two t10k files is there.
+    """
+    if path is None or not os.path.isdir(path):
+        return None
+    from .data.idx import has_mnist_split, load_mnist
+
+    if not has_mnist_split(path, "t10k"):
+        return None
+    return load_mnist(path, "t10k", name=dataset if dataset in _PATH_DATASETS else "mnist")
+
+
+def _usable_dtype(xp: Any, dev: Any, dtype: str, what: str = "training") -> str:
+    """``dtype``, or float32 with a warning line when the device cannot hold float64."""
+    if dtype != "float64":
+        return dtype
+    from . import _backend
+
+    bname = _backend.backend_name(xp)
+    if _backend.supports_float64(xp, dev):
+        return dtype
+    print(f"{PROG}: warning: {bname} device {dev} has no float64; {what} in float32 instead",
+          file=sys.stderr)
+    return "float32"
+
+
+def _check_plot_path(path: str) -> None:
+    """Fail before training when --plot names a format matplotlib cannot write."""
+    from .plotting import pyplot
+
+    pyplot()  # ImportError with the install hint when matplotlib is missing
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        formats = tuple(sorted(FigureCanvasAgg.get_supported_filetypes()))
+    except Exception:  # noqa: BLE001 - an unusual matplotlib build: the formats every one has
+        formats = _PLOT_FALLBACK_FORMATS
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in formats:
+        shown = f"'.{ext}'" if ext else "no extension"
+        raise _UsageError(
+            f"argument --plot: {path!r} has {shown}; expected an image file name ending in "
+            f".png, .pdf or .svg (matplotlib also writes "
+            f"{', '.join('.' + f for f in formats if f not in _PLOT_FALLBACK_FORMATS)})"
+        )
 
 
 def _infer_task(y: np.ndarray | None, task: str | None) -> str:
@@ -441,6 +508,15 @@ def _split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: 
 
     if test_size <= 0.0:
         return X, X, y, y
+    if stratify:
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.min() < 2:
+            raise CLIError(
+                f"class {int(classes[np.argmin(counts)])} has only {int(counts.min())} sample; "
+                f"a stratified test split needs at least 2 per class. Hint: if these are "
+                f"numeric targets rather than class labels, pass --task regression; or "
+                f"--test-size 0 to test on the training data"
+            )
     return train_test_split(X, y, test_size=test_size, seed=seed, stratify=stratify)
 
 
@@ -587,15 +663,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if not os.path.isdir(parent):
                 raise FileNotFoundError(f"{flag}: directory {parent!r} does not exist")
     if args.plot is not None:
-        from .plotting import pyplot
-
-        pyplot()  # ImportError with the install hint when matplotlib is missing
+        _check_plot_path(args.plot)
+    if args.stop_after is not None and args.epochs is not None and args.stop_after > args.epochs:
+        raise _UsageError(
+            f"argument --stop-after: {args.stop_after} is after the last epoch (--epochs "
+            f"{args.epochs}); pass a value <= {args.epochs}, or raise --epochs"
+        )
     xp, dev = _resolve_backend(args.backend, args.device)
     ck = _read_meta(args.resume) if args.resume else None
     hp_in = dict(ck.hparams) if ck is not None else None
     cfg = _train_config(args, hp_in)
 
-    ds = _load_source(cfg["dataset"], cfg["data"])
+    ds = _load_source(cfg["dataset"], cfg["data"], cfg.get("task"))
+    test_ds = _load_test_split(cfg["dataset"], cfg["data"])
     X, y, ds_task, num_classes = _dataset_fields(ds)
     where = cfg["data"] or cfg["dataset"]
     if y is None:
@@ -607,12 +687,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_finite(X, where)
     task = cfg.get("task") or _infer_task(y, ds_task)
     cfg = _fill_defaults(cfg, task)
+    if args.stop_after is not None and args.stop_after > cfg["epochs"]:
+        raise _UsageError(
+            f"argument --stop-after: {args.stop_after} is after the last epoch ({cfg['epochs']}"
+            f"{'' if args.epochs is not None else ', the default --epochs for ' + str(where)}); "
+            f"pass a value <= {cfg['epochs']}, or raise --epochs"
+        )
+    cfg["dtype"] = _usable_dtype(xp, dev, cfg["dtype"])
     y, n_out = _prepare_labels(y, task, num_classes, where)
+
+    if test_ds is not None:
+        # The official t10k files are the test set: no part of the training files is held out.
+        Xte, yte_raw, _, _ = _dataset_fields(test_ds)
+        twhere = f"{where} (t10k)"
+        if Xte.shape[1] != X.shape[1]:
+            raise CLIError(f"{twhere}: the test images have {Xte.shape[1]} pixels but the "
+                           f"training images {X.shape[1]}")
+        _check_finite(Xte, twhere)
+        yte, n_te = _prepare_labels(yte_raw, task, num_classes, twhere)
+        n_out = max(n_out, n_te)
+        Xtr, ytr = X, y
+    else:
+        Xtr, Xte, ytr, yte = _split(X, y, cfg["test_size"], cfg["seed"],
+                                    stratify=task == "classification")
     if hp_in is not None:
         n_out = int(hp_in["model"]["sizes"][-1])
-
-    Xtr, Xte, ytr, yte = _split(X, y, cfg["test_size"], cfg["seed"],
-                                stratify=task == "classification")
+    has_test = test_ds is not None or cfg["test_size"] > 0
     if cfg["standardize"]:
         if hp_in is not None:
             mean, scale = hp_in["scaler_mean"], hp_in["scaler_scale"]
@@ -626,6 +726,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "hidden": list(cfg["hidden"]),
         "epochs": cfg["epochs"],
         "n_features": int(X.shape[1]),
+        "test_split": "t10k" if test_ds is not None else None,
         "num_classes": n_out if task == "classification" else None,
         "scaler_mean": mean,
         "scaler_scale": scale,
@@ -663,12 +764,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"--resume: the checkpoint is already at epoch {start_epoch}; --epochs is the "
                 f"total, so pass a value >= {start_epoch}"
             )
+        if args.stop_after is not None and args.stop_after <= start_epoch:
+            raise CLIError(
+                f"--stop-after {args.stop_after}: the checkpoint is already at epoch "
+                f"{start_epoch}; pass a value > {start_epoch}"
+            )
 
     stop = cfg["epochs"] if args.stop_after is None else min(args.stop_after, cfg["epochs"])
     name = cfg["dataset"] or os.path.basename(cfg["data"])
     bname = _backend.backend_name(xp)
-    _out(args, f"xpnet: {name} ({task}, {len(Xtr)} train / {len(Xte) if cfg['test_size'] else 0} "
+    _out(args, f"xpnet: {name} ({task}, {len(Xtr)} train / {len(Xte) if has_test else 0} "
                f"test samples, {X.shape[1]} features) on {bname}:{dev}, {dtype}")
+    if test_ds is not None:
+        _out(args, f"xpnet: test set: the official t10k files in {cfg['data']} "
+                   f"(--test-size does not apply)")
     _out(args, f"xpnet: mlp {'-'.join(str(s) for s in hp['model']['sizes'])} {cfg['activation']}, "
                f"{cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, "
                f"epochs {start_epoch + 1}..{stop} of {cfg['epochs']}, seed {cfg['seed']}")
@@ -682,7 +791,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             model, loss_fn, optimizer, Xtr_b, ytr_b,
             epochs=stop,
             batch_size=cfg["batch_size"],
-            validation_data=(Xte_b, yte_b) if cfg["test_size"] > 0 else None,
+            validation_data=(Xte_b, yte_b) if has_test else None,
             metrics=("accuracy",) if task == "classification" else (),
             callbacks=(save_cb,) if save_cb is not None else (),
             scheduler=scheduler,
@@ -711,7 +820,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "test_accuracy": test.get("accuracy") if task == "classification" else None,
         "train_loss": train_loss,
         "seconds": seconds,
-        "test_on_train": cfg["test_size"] <= 0,
+        "test_on_train": not has_test,
+        "test_split": hp["test_split"],
     }
     if save_cb is not None and stop <= start_epoch:
         save_cb.save(start_epoch, history)  # nothing trained: still write the requested file
@@ -723,7 +833,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         plot_training(history, args.plot, model=model, X=Xte_s if X.shape[1] == 2 else None,
                       y=yte if X.shape[1] == 2 else None)
         _out(args, f"xpnet: wrote {args.plot}")
-    what = "train" if cfg["test_size"] <= 0 else "test"
+    what = "test" if has_test else "train"
     if task == "classification":
         print(f"{what} accuracy: {100 * test['accuracy']:.2f}% (loss {test['loss']:.4f}) after "
               f"{result['epochs']} epochs in {seconds:.1f} s")
@@ -785,7 +895,10 @@ def _load_model(path: str, backend: str | None, device: str | None) -> tuple[Any
     model = mlp_from_config(hp["model"], generator=0)
     load_checkpoint(path, model)
     xp, dev = _resolve_backend(backend, device)
-    model.to(xp, device=dev)
+    dtype = _usable_dtype(xp, dev, hp["model"]["dtype"], "evaluating")
+    if dtype != hp["model"]["dtype"]:
+        hp["model"] = {**hp["model"], "dtype": dtype}
+    model.to(xp, device=dev, dtype=dtype)
     model.eval()
     return model, hp, xp, dev
 
@@ -805,7 +918,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     split = args.split or ("test" if own else "all")
     if split != "all" and not own:
         raise CLIError("--split test/train needs the checkpoint's own dataset; use --split all")
-    ds = _load_source(dataset, path)
+    ds = _load_source(dataset, path, hp.get("task"))
     X, y, _, _ = _dataset_fields(ds)
     where = path or dataset
     if y is None:
@@ -816,7 +929,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if task == "classification" and y.size and int(y.max()) >= int(hp["model"]["sizes"][-1]):
         raise CLIError(f"{where}: label {int(y.max())} is out of range for a model with "
                        f"{hp['model']['sizes'][-1]} classes")
-    if split != "all":
+    if split != "all" and hp.get("test_split") == "t10k":
+        # The run tested on the directory's t10k files and trained on all of its train files.
+        if split == "test":
+            test_ds = _load_test_split(dataset, path)
+            if test_ds is None:
+                raise CLIError(f"{where}: the checkpoint was tested on the t10k files, which "
+                               f"are no longer in this directory")
+            X, y, _, _ = _dataset_fields(test_ds)
+            _check_finite(X, f"{where} (t10k)")
+            y, _ = _prepare_labels(y, task, hp.get("num_classes"), f"{where} (t10k)")
+    elif split != "all":
         Xtr, Xte, ytr, yte = _split(X, y, hp["test_size"], hp["seed"],
                                     stratify=task == "classification")
         X, y = (Xte, yte) if split == "test" else (Xtr, ytr)
@@ -840,7 +963,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_inputs(path: str, n_features: int) -> np.ndarray:
+def _predict_inputs(path: str, n_features: int, task: str | None = None) -> np.ndarray:
     """Feature matrix from a prediction file; a trailing label column is dropped."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path!r}")
@@ -858,7 +981,8 @@ def _predict_inputs(path: str, n_features: int) -> np.ndarray:
         return raw
     from . import data as xdata
 
-    X, y, _, _ = _dataset_fields(xdata.load_file(path))
+    kw = {} if os.path.isdir(path) else {"task": task}
+    X, y, _, _ = _dataset_fields(xdata.load_file(path, **kw))
     if X.shape[1] == n_features - 1 and y is not None and y.ndim == 1:
         X = np.column_stack([X, y])  # the loader took the last feature column as a label
     return X
@@ -891,7 +1015,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     model, hp, xp, dev = _load_model(args.checkpoint, args.backend, args.device)
     n_features = int(hp["model"]["sizes"][0])
-    X = _predict_inputs(args.data, n_features)
+    X = _predict_inputs(args.data, n_features, hp.get("task"))
     _check_finite(X, args.data)
     X = _apply_scaler(X, hp)
     if X.shape[1] != n_features:

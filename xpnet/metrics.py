@@ -6,6 +6,14 @@ the *mean over the samples of the batch*. Nothing is copied to the host, so a me
 run every step; :func:`xpnet.training.fit` weights each batch's value by its size, sums on
 the device and brings the epoch's value to the host once per epoch.
 
+Accuracies are exact: :func:`accuracy` and :func:`binary_accuracy` count the correct
+samples as an integer sum (:func:`correct_count`) and divide once, and ``fit`` /
+``evaluate`` accumulate those integer counts and divide by the number of samples on the
+host in float64 (:func:`counting_form`), so the History and ``--metrics-json`` hold the
+exact ratio (352 of 360 correct is ``0.9777777777777777``). A metric called directly
+still returns a 0-d array in the output's floating dtype (float32 for a float32 model),
+so its value is that ratio rounded to float32.
+
 Register your own metric under a name with :func:`register_metric`::
 
     from xpnet.metrics import register_metric
@@ -25,6 +33,7 @@ whole dataset. A ratio of sums (precision, F1) is not; compute it from
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +48,8 @@ __all__ = [
     "get_metric",
     "register_metric",
     "metric_name",
+    "correct_count",
+    "counting_form",
 ]
 
 Array = Any
@@ -53,6 +64,27 @@ def _float_dtype(xp: Any, x: Array) -> Any:
     if xp.isdtype(x.dtype, "real floating"):
         return x.dtype
     return xp.asarray(0.0, device=_backend.device_of(x)).dtype
+
+
+def _count_dtype(xp: Any, x: Array) -> Any:
+    """The device's default integer dtype (int64; int32 where int64 is unavailable)."""
+    dev = _backend.device_of(x)
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=dev)["integral"]
+    except Exception:  # noqa: BLE001 - namespaces without the inspection API
+        return xp.asarray(0, device=dev).dtype
+
+
+def _count(xp: Any, hits: Array) -> Array:
+    """Number of True entries of a boolean array, as a 0-d integer array (exact, no sync)."""
+    # NumPy reduces to a scalar (np.int64), not a 0-d array: asarray makes it one and is a
+    # no-op for the other backends.
+    return xp.asarray(xp.sum(xp.astype(hits, _count_dtype(xp, hits))))
+
+
+def _fraction(xp: Any, count: Array, n: int, like: Array) -> Array:
+    """``count / n`` in ``like``'s floating dtype: the exact integer count, divided once."""
+    return xp.asarray(xp.astype(count, _float_dtype(xp, like)) / float(n))
 
 
 def _mean(xp: Any, a: Array) -> Array:
@@ -122,6 +154,13 @@ def binary_accuracy(
     ``mean_i [ (output_i > threshold) == (target_i > 0.5) ]``.
     """
     xp = _check_batch(output, target, who="binary_accuracy")
+    count = _binary_correct(xp, output, target, from_logits=from_logits, threshold=threshold)
+    return _fraction(xp, count, int(output.shape[0]), output)
+
+
+def _binary_correct(
+    xp: Any, output: Array, target: Array, *, from_logits: bool, threshold: float | None
+) -> Array:
     if not (_is_binary_output(output) and _is_binary_output(target)):
         raise ValueError(
             f"binary_accuracy: expected output and target of shape (N,) or (N, 1), got "
@@ -137,7 +176,7 @@ def binary_accuracy(
         truth = tgt > 0  # strict Array API forbids comparing an int array with a float
     else:
         truth = tgt > 0.5
-    return _mean(xp, xp.astype(pred == truth, _float_dtype(xp, output)))
+    return _count(xp, pred == truth)
 
 
 def accuracy(
@@ -176,8 +215,15 @@ def accuracy(
     index, as in ``numpy.argmax``.
     """
     xp = _check_batch(output, target, who="accuracy")
+    count = _correct(xp, output, target, from_logits=from_logits, threshold=threshold)
+    return _fraction(xp, count, int(output.shape[0]), output)
+
+
+def _correct(
+    xp: Any, output: Array, target: Array, *, from_logits: bool, threshold: float | None
+) -> Array:
     if _is_binary_output(output):
-        return binary_accuracy(output, target, from_logits=from_logits, threshold=threshold)
+        return _binary_correct(xp, output, target, from_logits=from_logits, threshold=threshold)
     if output.ndim != 2:
         raise ValueError(
             f"accuracy: expected output of shape (N, C), (N, 1) or (N,), got {tuple(output.shape)}"
@@ -200,7 +246,56 @@ def accuracy(
         )
     if labels.dtype != pred.dtype:
         labels = xp.astype(labels, pred.dtype)
-    return _mean(xp, xp.astype(pred == labels, _float_dtype(xp, output)))
+    return _count(xp, pred == labels)
+
+
+def correct_count(
+    output: Array,
+    target: Array,
+    *,
+    from_logits: bool = False,
+    threshold: float | None = None,
+) -> Array:
+    """Number of correctly classified samples, as an exact 0-d integer array (no host sync).
+
+    Same arguments and decision rule as :func:`accuracy` (argmax for ``(N, C)`` outputs,
+    a threshold for binary ones). ``accuracy(output, target) == correct_count(...) / N``.
+
+    Returns
+    -------
+    array
+        0-d array in ``output``'s namespace and device, of the device's default integer
+        dtype (int64; int32 where the device has no int64, e.g. JAX without x64).
+    """
+    xp = _check_batch(output, target, who="correct_count")
+    return _correct(xp, output, target, from_logits=from_logits, threshold=threshold)
+
+
+def counting_form(metric: Metric) -> Metric | None:
+    """The exact counting function behind a "fraction correct" metric, else None.
+
+    :func:`xpnet.training.fit` and :func:`~xpnet.training.evaluate` accumulate
+    :func:`correct_count` per batch instead of :func:`accuracy` /
+    :func:`binary_accuracy`, and divide the summed count by the number of samples on the
+    host in float64, so the logged value is the exact ratio (352/360 gives
+    0.9777777777777777, not a float32 rounding of it). ``functools.partial`` wrappers of
+    those metrics keep their keyword arguments.
+    """
+    base, args, kw = metric, (), {}
+    if isinstance(metric, functools.partial):
+        base, args, kw = metric.func, metric.args, dict(metric.keywords)
+    if base is accuracy:
+        return functools.partial(correct_count, *args, **kw) if (args or kw) else correct_count
+    if base is binary_accuracy:
+        return functools.partial(_binary_count, *args, **kw)
+    return None
+
+
+def _binary_count(
+    output: Array, target: Array, *, from_logits: bool = False, threshold: float | None = None
+) -> Array:
+    xp = _check_batch(output, target, who="binary_accuracy")
+    return _binary_correct(xp, output, target, from_logits=from_logits, threshold=threshold)
 
 
 def _regression_pair(output: Array, target: Array, *, who: str) -> tuple[Any, Array, Array]:

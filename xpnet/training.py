@@ -44,7 +44,7 @@ from .callbacks import (
     NonFiniteLossError,
     TrainState,
 )
-from .metrics import accuracy, binary_accuracy, get_metric, metric_name
+from .metrics import accuracy, binary_accuracy, counting_form, get_metric, metric_name
 from .module import Module
 from .progress import ProgressReporter, resolve_mode
 from .random import resolve_generator
@@ -87,8 +87,34 @@ def _resolve_metrics(metrics: Any, loss_fn: Any) -> list[tuple[str, Callable[[Ar
         name = metric_name(m)
         if name in ("loss", "lr", "time") or name in [n for n, _ in out]:
             raise ValueError(f"fit: metric name {name!r} is reserved or given twice")
-        out.append((name, fn))
+        counter = counting_form(fn)
+        out.append((name, fn if counter is None else _Counted(counter)))
     return out
+
+
+class _Counted:
+    """A "fraction correct" metric accumulated as exact per-batch integer counts.
+
+    Each batch contributes its number of correct samples (a 0-d integer array, no sync);
+    the epoch value is ``sum(counts) / samples`` computed on the host in float64, so it is
+    the exact ratio rather than a float32 mean of float32 batch means.
+    """
+
+    counted = True
+
+    def __init__(self, count_fn: Callable[[Array, Array], Array]) -> None:
+        self.count_fn = count_fn
+
+    def __call__(self, output: Array, target: Array) -> Array:
+        return self.count_fn(output, target)
+
+
+def _metric_value(fn: Any, row: np.ndarray, sizes: np.ndarray, total: int) -> float:
+    """Epoch / dataset value of a metric from its per-batch host values."""
+    if getattr(fn, "counted", False):
+        # Counts are whole numbers, exact in the float32 log below 2**24 per batch.
+        return float(np.sum(row)) / total
+    return float(np.dot(row, sizes) / total)
 
 
 # --------------------------------------------------------------------------- mode handling
@@ -283,7 +309,10 @@ def _reduce(loss_fn: Any, values: np.ndarray, sizes: np.ndarray, total: int) -> 
 
 def _stack_host(xp: Any, rows: list[list[Any]]) -> np.ndarray:
     """Bring lists of 0-d device arrays to the host in a single transfer: (len(rows), S)."""
-    dt = rows[0][0].dtype
+    # A common floating dtype: integer counts (exact accuracies) are whole numbers that a
+    # float dtype holds exactly, while casting a float metric to int would truncate it.
+    vals = [v for row in rows for v in row]
+    dt = next((v.dtype for v in vals if xp.isdtype(v.dtype, "real floating")), vals[0].dtype)
     flat = [v if v.dtype == dt else xp.astype(v, dt) for row in rows for v in row]
     host = _backend.to_numpy(xp.stack(flat)).astype(np.float64)
     return host.reshape(len(rows), -1)
@@ -373,8 +402,8 @@ def _evaluate_core(
     if loss_fn is not None:
         result["loss"] = _reduce(loss_fn, host[0], w, n)
         i = 1
-    for j, (name, _) in enumerate(metric_fns):
-        result[name] = float(np.dot(host[i + j], w) / n)
+    for j, (name, fn) in enumerate(metric_fns):
+        result[name] = _metric_value(fn, host[i + j], w, n)
     return result
 
 
@@ -599,7 +628,9 @@ def fit(
             # A seed names the whole run: skip the orders of the epochs already done.
             for _ in range(initial_epoch):
                 gen.permutation(n)
-    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=gen)
+    # The data's values were checked above (or the caller opted out): no second sync.
+    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                        generator=gen, validate=False)
     steps = len(loader)
     if steps == 0:
         raise ValueError(
@@ -700,8 +731,8 @@ def fit(
                 seen = int(w.sum())
                 state.batch_losses = host[0]
                 logs = {"loss": _reduce(loss_fn, host[0], w, seen)}
-                for j, (name, _) in enumerate(metric_fns):
-                    logs[name] = float(np.dot(host[1 + j], w) / seen)
+                for j, (name, fn) in enumerate(metric_fns):
+                    logs[name] = _metric_value(fn, host[1 + j], w, seen)
                 logs["max_batch_loss"] = float(np.max(host[0]))
                 if validation_data is not None:
                     if math.isfinite(logs["loss"]):

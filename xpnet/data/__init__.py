@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .datasets import DATASETS, Dataset, list_datasets, load_dataset
 from .files import load_file
-from .idx import load_idx, load_mnist, save_idx
+from .idx import has_mnist_split, load_idx, load_mnist, save_idx
 from .loader import DataLoader
 from .preprocessing import MinMaxScaler, StandardScaler, one_hot, train_test_split
 
@@ -20,6 +20,7 @@ __all__ = [
     "MinMaxScaler",
     "StandardScaler",
     "list_datasets",
+    "has_mnist_split",
     "load_dataset",
     "load_file",
     "load_idx",

@@ -37,10 +37,12 @@ class Dataset:
     Attributes
     ----------
     X
-        Features, float64, shape ``(n, d)`` (images are flattened; see ``feature_shape``).
+        Features, shape ``(n, d)`` (images are flattened; see ``feature_shape``); float64
+        unless :func:`load_dataset` was given another ``dtype``.
     y
-        int64 class labels ``(n,)`` for classification, float64 targets ``(n, 1)`` for
-        regression, or ``None`` for unlabelled data read with ``load_file(..., target=None)``.
+        int64 class labels ``(n,)`` for classification, floating targets ``(n, 1)`` (in
+        ``X``'s dtype) for regression, or ``None`` for unlabelled data read with
+        ``load_file(..., target=None)``.
     task
         ``"classification"``, ``"regression"`` (or ``None`` when unlabelled).
     num_classes
@@ -82,7 +84,7 @@ class Dataset:
     def __repr__(self) -> str:
         y = "None" if self.y is None else f"{self.y.dtype}{tuple(self.y.shape)}"
         return (
-            f"Dataset(name={self.name!r}, task={self.task!r}, X=float64{tuple(self.X.shape)}, "
+            f"Dataset(name={self.name!r}, task={self.task!r}, X={self.X.dtype}{tuple(self.X.shape)}, "
             f"y={y}, num_classes={self.num_classes}, feature_shape={self.feature_shape})"
         )
 
@@ -377,7 +379,10 @@ def list_datasets() -> list[str]:
     return list(DATASETS)
 
 
-def load_dataset(name: str, **kwargs: Any) -> Dataset:
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def load_dataset(name: str, *, dtype: str | None = None, **kwargs: Any) -> Dataset:
     """Load a built-in dataset by name, offline.
 
     Parameters
@@ -397,6 +402,11 @@ def load_dataset(name: str, **kwargs: Any) -> Dataset:
           bundled files (needs the ``datasets`` extra).
         - ``"mnist"``, ``"fashion_mnist"``: from the user's IDX files (``path=``,
           ``kind="train"|"t10k"``), see :func:`xpnet.data.load_mnist`.
+    dtype
+        Floating dtype of ``X`` (and of regression targets): ``"float32"``, ``"float64"``
+        or ``None`` (default: float64). Pass the model's dtype (``"float32"`` for the
+        usual float32 model) to skip a cast and halve the host memory; class labels stay
+        int64 either way. Values are computed in float64 and rounded once.
     **kwargs
         The options listed above for that dataset.
 
@@ -415,6 +425,12 @@ def load_dataset(name: str, **kwargs: Any) -> Dataset:
     """
     if not isinstance(name, str):
         raise TypeError(f"load_dataset: name must be a str, got {type(name).__name__}")
+    if dtype is not None and not isinstance(dtype, str):
+        dtype = getattr(dtype, "__name__", None) or str(dtype)  # np.float32 / np.dtype
+    if dtype is not None and dtype not in _DTYPES:
+        raise ValueError(
+            f"load_dataset: dtype must be None, 'float32' or 'float64', got {dtype!r}"
+        )
     key = name.strip().lower().replace("-", "_")
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, DATASETS, n=1)
@@ -431,4 +447,9 @@ def load_dataset(name: str, **kwargs: Any) -> Dataset:
             f"load_dataset({key!r}): unexpected option(s) {unknown}; it accepts "
             f"{accepted if accepted else 'no options'}"
         )
-    return builder(**kwargs)
+    ds = builder(**kwargs)
+    if dtype is not None and dtype != "float64":
+        ds.X = np.ascontiguousarray(ds.X, dtype=_DTYPES[dtype])
+        if ds.y is not None and ds.y.dtype.kind == "f":
+            ds.y = np.ascontiguousarray(ds.y, dtype=_DTYPES[dtype])
+    return ds

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ def _labelled(
 ) -> Dataset:
     """Flatten ``X`` to float64 ``(n, d)`` and turn ``y`` into labels or regression targets.
 
-    With ``task=None`` an integer (or bool) ``y``, or a float ``y`` whose values are all
-    whole numbers >= 0, is read as class labels; anything else as regression targets.
+    With ``task=None`` the task is inferred by :func:`_infer_task`; labels -1/+1 become
+    classes 0/1 (with a ``UserWarning`` saying so).
     """
     if task not in _TASKS:
         raise ValueError(f"{who}: task must be None, 'classification' or 'regression', got {task!r}")
@@ -78,21 +79,67 @@ def _labelled(
         raise ValueError(f"{who}: y has a non-finite value ({yv[i]}) at sample {i}")
     whole = yv.dtype.kind in "biu" or bool(np.all(yv == np.round(yv)))
     if task is None:
-        task = "classification" if whole and (yv.size == 0 or yv.min() >= 0) else "regression"
+        task = _infer_task(yv, whole, who)
     if task == "regression":
         return Dataset(X=Xf, y=yv.astype(np.float64).reshape(n, 1), task=task, num_classes=None, **common)
     if not whole:
         raise ValueError(
             f"{who}: task='classification' needs whole-number labels, got values such as "
-            f"{yv[yv != np.round(yv)][0]}"
+            f"{float(yv[yv != np.round(yv)][0])}"
         )
     labels = yv.astype(np.int64)
-    if labels.min() < 0:
+    if labels.size and set(np.unique(labels).tolist()) == {-1, 1}:
+        # The SVM / perceptron convention: -1 is the negative class.
+        warnings.warn(f"{who}: labels -1/+1 read as binary classes 0/1 (-1 -> 0, +1 -> 1)",
+                      UserWarning, stacklevel=3)
+        labels = (labels > 0).astype(np.int64)
+        common["description"] = f"{common['description']}; labels -1/+1 mapped to classes 0/1"
+        return Dataset(X=Xf, y=labels, task="classification", num_classes=2,
+                       target_names=("-1", "1"), **common)
+    if labels.size and labels.min() < 0:
         raise ValueError(
-            f"{who}: class labels must be 0 .. num_classes-1, got {labels.min()}. Hint: remap "
+            f"{who}: class labels must be 0 .. num_classes-1, got {int(labels.min())}. Hint: remap "
             f"them (e.g. -1/+1 -> 0/1) or pass task='regression'"
         )
     return Dataset(X=Xf, y=labels, task="classification", num_classes=int(labels.max()) + 1, **common)
+
+
+#: Task inference limits: whole-number targets are read as class labels only when they are
+#: non-negative, take at most this many distinct values, and stay below MAX_LABEL.
+MAX_INFERRED_CLASSES = 100
+MAX_LABEL = 1000
+
+
+def _infer_task(yv: np.ndarray, whole: bool, who: str) -> str:
+    """``"classification"`` or ``"regression"`` for ``task=None``; ambiguous data raises.
+
+    - bool labels, or whole numbers that are >= 0, at most :data:`MAX_INFERRED_CLASSES`
+      distinct and all < :data:`MAX_LABEL`: classification;
+    - exactly the two values -1 and +1: classification (mapped to 0/1 by the caller);
+    - floats that are not all whole numbers: regression;
+    - floats that are whole numbers with more than :data:`MAX_INFERRED_CLASSES` distinct
+      values (counts, prices): regression;
+    - anything else (negative whole numbers, large ids, an integer dtype with many values):
+      ``ValueError`` asking for an explicit task.
+    """
+    if yv.dtype.kind == "b" or yv.size == 0:
+        return "classification"
+    if not whole:
+        return "regression"
+    values = np.unique(yv)
+    lo, hi, k = int(values[0]), int(values[-1]), int(values.size)
+    if k == 2 and lo == -1 and hi == 1:
+        return "classification"
+    if lo >= 0 and k <= MAX_INFERRED_CLASSES and hi < MAX_LABEL:
+        return "classification"
+    if yv.dtype.kind == "f" and k > MAX_INFERRED_CLASSES:
+        return "regression"
+    raise ValueError(
+        f"{who}: cannot tell whether the targets are class labels or regression values "
+        f"({k} distinct whole numbers from {lo} to {hi}; class labels are inferred only for "
+        f"0 <= label < {MAX_LABEL} with at most {MAX_INFERRED_CLASSES} classes). Hint: pass "
+        f"task='classification' or task='regression' (xpnet train: --task classification|regression)"
+    )
 
 
 # ----------------------------------------------------------------------------- npz
@@ -311,8 +358,16 @@ def load_file(
         header name. npz: the array key (default ``"y"``). IDX: the label file (default
         found from the image file's name). ``None``: no labels (``Dataset.y`` is None).
     task
-        ``"classification"`` or ``"regression"``; default inferred: whole numbers >= 0 (or
-        an integer dtype) are class labels, anything else regression targets.
+        ``"classification"`` or ``"regression"``; default inferred from the targets:
+
+        - whole numbers ``0 <= label < 1000`` with at most 100 distinct values (or bool):
+          class labels;
+        - exactly the values -1 and +1: binary classes, mapped -1 -> 0 and +1 -> 1 (a
+          ``UserWarning`` says so; ``target_names`` is ``("-1", "1")``);
+        - numbers that are not all whole, or more than 100 distinct whole numbers in a
+          float column (counts, prices): regression targets;
+        - anything else (negative whole numbers, labels >= 1000, an integer array with
+          more than 100 values): ``ValueError`` asking for an explicit ``task``.
     delimiter
         CSV field separator; default ``","`` (``"\\t"`` for ``.tsv``).
     header

@@ -29,7 +29,7 @@ import numpy as np
 from .. import _backend
 from .datasets import Dataset
 
-__all__ = ["load_idx", "save_idx", "load_mnist", "IDX_DTYPES", "mnist_file_names"]
+__all__ = ["load_idx", "save_idx", "load_mnist", "has_mnist_split", "IDX_DTYPES", "mnist_file_names"]
 
 #: IDX dtype code -> big-endian NumPy dtype.
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -260,6 +260,30 @@ def images_to_dataset(
         feature_shape=tuple(int(d) for d in images.shape[1:]),
         source=source,
     )
+
+
+def has_mnist_split(directory: PathLike, kind: str = "t10k") -> bool:
+    """Whether ``directory`` holds both the image and the label file of split ``kind``.
+
+    Returns False when neither file is there. Raises ``FileNotFoundError`` when only one
+    of the pair is (a half-copied download), naming the one that is missing, since
+    silently falling back to another split would be worse.
+    """
+    d = Path(directory).expanduser()
+    if kind not in _KIND_PREFIX:
+        raise ValueError(f"has_mnist_split: kind must be 'train' or 't10k' (or 'test'), got {kind!r}")
+    found = {what: _find(d, mnist_file_names(kind, what)) for what in ("images", "labels")}
+    if all(p is None for p in found.values()):
+        return False
+    missing = [what for what, p in found.items() if p is None]
+    if missing:
+        have = next(p for p in found.values() if p is not None)
+        raise FileNotFoundError(
+            f"load_mnist: {d} has the {kind} file {have.name} but no {kind} {missing[0]} file; "
+            f"looked for {', '.join(mnist_file_names(kind, missing[0]))}. Hint: copy the missing "
+            f"file there, or remove {have.name}"
+        )
+    return True
 
 
 def load_mnist(directory: PathLike, kind: str = "train", *, name: str = "mnist") -> Dataset:

@@ -42,6 +42,25 @@ def _check_batch_size(batch_size: Any, who: str) -> int:
     return int(batch_size)
 
 
+def _check_finite(xp: Any, X: Array, y: Array | None, who: str) -> None:
+    """One host sync: are all floating values of ``X`` (and ``y``) finite?"""
+    parts = [(what, a) for what, a in (("X", X), ("y", y))
+             if a is not None and xp.isdtype(a.dtype, ("real floating", "complex floating"))]
+    if not parts:
+        return  # integer and bool arrays are always finite
+    flags = xp.stack([xp.all(xp.isfinite(a)) for _, a in parts])
+    ok = _backend.to_numpy(flags)  # the one transfer for this loader
+    for (what, a), good in zip(parts, ok):
+        if not good:
+            host = np.asarray(_backend.to_numpy(a)).reshape(a.shape[0], -1)
+            rows = np.flatnonzero(~np.all(np.isfinite(host), axis=1))
+            raise ValueError(
+                f"{who}: {what} contains NaN or infinite values ({rows.size} of "
+                f"{host.shape[0]} samples, first at index {int(rows[0])}). Hint: drop or "
+                f"impute them first, or pass validate=False if you mean to iterate them"
+            )
+
+
 class DataLoader:
     """Iterate over ``(xb, yb)`` mini-batches of arrays of any backend.
 
@@ -64,6 +83,20 @@ class DataLoader:
         and advanced by the loader), an int seed (a private generator is made from it once,
         when the loader is built), or ``None`` (the process-wide generator of
         :func:`xpnet.manual_seed`, looked up at each epoch, as torch does).
+    validate
+        Check once, when the loader is built, that ``X`` (and ``y`` when it is floating)
+        holds no NaN or infinity; a ``ValueError`` names the first bad sample. This costs
+        one host synchronisation per loader (DESIGN §2.4: value checks run once per
+        dataset). Pass ``False`` when the data was already checked;
+        :func:`xpnet.training.fit` does, because it validates the data itself.
+
+    Raises
+    ------
+    ValueError
+        Mismatched sample counts or devices, no samples, a bad ``batch_size``, or
+        (``validate=True``) non-finite values.
+    TypeError
+        ``X`` / ``y`` not arrays, different backends, or a bad ``generator``.
 
     Notes
     -----
@@ -103,6 +136,7 @@ class DataLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         generator: np.random.Generator | int | None = None,
+        validate: bool = True,
     ) -> None:
         who = "DataLoader"
         X = _as_array(X, who, "X")
@@ -130,6 +164,8 @@ class DataLoader:
                     f"{who}: X is on device {dx!r} but y is on {dy!r}. Hint: move both to "
                     f"one device, e.g. xpnet.asarray(y, {_backend.backend_name(xp)!r}, device={dx!r})"
                 )
+        if validate:
+            _check_finite(xp, X, y, who)
         self.X = X
         self.y = y
         self.shuffle = bool(shuffle)

@@ -153,9 +153,12 @@ def train_test_split(
         classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         if counts.min() < 2:
             bad = classes[np.argmin(counts)]
+            # Plain numbers in the message, not numpy reprs such as np.int64(7).
+            shown = bad.item() if isinstance(bad, np.generic) else bad
             raise ValueError(
-                f"{who}: class {bad!r} has only {counts.min()} sample; stratified splitting "
-                f"needs at least 2 per class. Hint: stratify=None"
+                f"{who}: class {shown} has only {int(counts.min())} sample; stratified "
+                f"splitting needs at least 2 per class. Hint: stratify=None (or, if these "
+                f"are regression targets rather than class labels, do not stratify by them)"
             )
         take = _stratified_counts(counts, n_test)
         test_parts, train_parts = [], []

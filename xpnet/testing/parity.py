@@ -644,13 +644,7 @@ def _try_backend(name: str) -> Backend | None:
 
 
 def _has_float64(b: Backend) -> bool:
-    if not b.supports_float64:
-        return False
-    try:
-        b.xp.zeros(1, dtype=b.xp.float64, device=b.device)
-    except Exception:  # noqa: BLE001 - any failure means "no float64 here"
-        return False
-    return True
+    return b.supports_float64 and _backend.supports_float64(b.xp, b.device)
 
 
 @contextlib.contextmanager
