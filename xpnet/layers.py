@@ -6,10 +6,10 @@ Layouts and defaults are torch's, so weights copy across unchanged.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
-from typing import Any, Iterator
-
-import numpy as np
+from collections.abc import Iterator
+from typing import Any
 
 from . import _backend, init
 from .module import Module, Parameter
@@ -20,11 +20,25 @@ __all__ = ["Linear", "Sequential", "Identity", "Flatten", "Dropout"]
 Array = Any
 
 
-def _host_param(values: np.ndarray, dtype: Any) -> Parameter:
+def _host_param(values: Any, dtype: Any) -> Parameter:
+    # values: a float64 NumPy array from xpnet.init (host side, cast here)
     name = "float32" if dtype is None else _backend.dtype_name(dtype)
     if name not in ("float32", "float64", "float16"):
         raise TypeError(f"parameters must be floating point, got dtype {dtype!r}")
     return Parameter(values.astype(name))
+
+
+def _like(x: Array, w: Array) -> bool:
+    """True when ``x`` has ``w``'s array type, dtype and ``.device``: a few attribute reads.
+
+    This is the common case of a layer call; anything else (including arrays without a
+    ``.device`` attribute) goes through :func:`xpnet._backend.check_same_backend`, which
+    raises the error with the hint or accepts.
+    """
+    if type(x) is not type(w) or x.dtype != w.dtype:
+        return False
+    dev = getattr(w, "device", None)
+    return dev is not None and getattr(x, "device", None) == dev
 
 
 class Linear(Module):
@@ -65,11 +79,11 @@ class Linear(Module):
         bias: bool = True,
         *,
         dtype: Any = None,
-        generator: np.random.Generator | int | None = None,
+        generator: init.Generator = None,
     ) -> None:
         super().__init__()
         for label, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n <= 0:
                 raise ValueError(f"Linear: {label} must be a positive int, got {n!r}")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
@@ -87,43 +101,73 @@ class Linear(Module):
 
     def forward(self, x: Array) -> Array:
         w = self.weight.data
-        _backend.check_same_backend(x, w, who="Linear")
+        if not _like(x, w):
+            _backend.check_same_backend(x, w, who="Linear")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear: expected input of shape (*, {self.in_features}), got "
                 f"{tuple(x.shape)}. Hint: flatten images with Flatten() or check in_features"
             )
         y = x @ w.T
-        if self.bias is not None:
-            y += self.bias.data
-        self._cache = x if self.training else None
+        bias = self.bias
+        if bias is not None:
+            y += bias.data  # y is our own fresh array: no temporary for the sum
+        # A plain write: Module.__setattr__'s registration logic is not needed here.
+        self.__dict__["_cache"] = x if self.training else None
         return y
 
     def backward(self, dy: Array) -> Array:
-        x = self._cache
+        return self._backward(dy, need_dx=True)
+
+    def backward_params(self, dy: Array) -> None:
+        """Accumulate ``dW`` and ``db`` only; skips ``dx = δ W``, a third of the products."""
+        self._backward(dy, need_dx=False)
+
+    def _backward(self, dy: Array, *, need_dx: bool) -> Array | None:
+        x = self.__dict__["_cache"]
         if x is None:
             raise self._missing_cache()
-        self._cache = None
-        w = self.weight.data
+        self.__dict__["_cache"] = None
         if tuple(dy.shape) != (*x.shape[:-1], self.out_features):
             raise ValueError(
                 f"Linear.backward: expected dy of shape {(*x.shape[:-1], self.out_features)}, "
                 f"got {tuple(dy.shape)}"
             )
-        if x.ndim == 1:
-            x2, dy2 = x[None, :], dy[None, :]
-        elif x.ndim == 2:
+        if x.ndim == 2:
             x2, dy2 = x, dy
+        elif x.ndim == 1:
+            x2, dy2 = x[None, :], dy[None, :]
         else:
             xp = _backend.namespace_of(x)
             x2 = xp.reshape(x, (-1, self.in_features))
             dy2 = xp.reshape(dy, (-1, self.out_features))
-        if self.weight.requires_grad:
-            self.weight.accumulate_grad(dy2.T @ x2)
-        if self.bias is not None and self.bias.requires_grad:
+        weight, bias = self.weight, self.bias
+        # After zero_grad() (the usual case) the fresh product simply becomes .grad.
+        if weight.requires_grad:
+            if weight.grad is None:
+                weight.grad = dy2.T @ x2
+            else:
+                weight.accumulate_grad(dy2.T @ x2)
+        if bias is not None and bias.requires_grad:
+            if bias.grad is None:
+                bias.grad = self._ones(dy2) @ dy2
+            else:
+                bias.accumulate_grad(self._ones(dy2) @ dy2)
+        return dy @ weight.data if need_dx else None
+
+    def _ones(self, dy2: Array) -> Array:
+        """A cached ``ones(N)`` like ``dy2``: ``db = Σ_batch δ`` is computed as ``1ᵀ δ``.
+
+        One matrix-vector product is 2-10x faster on NumPy than ``xp.sum(δ, axis=0)``
+        (whose Python-level dispatch alone costs ~2 µs, and whose axis-0 reduction of a
+        short-row array is slow); the result differs only by summation order.
+        """
+        ones = self.__dict__.get("_ones_cache")
+        if ones is None or ones.shape[0] != dy2.shape[0] or not _like(ones, dy2):
             xp = _backend.namespace_of(dy2)
-            self.bias.accumulate_grad(xp.sum(dy2, axis=0))
-        return dy @ w
+            ones = xp.ones((dy2.shape[0],), dtype=dy2.dtype, device=_backend.device_of(dy2))
+            self.__dict__["_ones_cache"] = ones
+        return ones
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -195,7 +239,7 @@ class Dropout(Module):
     Forward ``y = x ⊙ m / (1-p)``; backward ``dx = dy ⊙ m / (1-p)``.
     """
 
-    def __init__(self, p: float = 0.5, *, generator: np.random.Generator | int | None = None) -> None:
+    def __init__(self, p: float = 0.5, *, generator: init.Generator = None) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
@@ -273,3 +317,22 @@ class Sequential(Module):
         for layer in reversed(self._layers):
             dy = layer.backward(dy)
         return dy
+
+    def backward_params(self, dy: Array) -> None:
+        """Backward for the parameter gradients only; ``dL/dx`` of the input is not computed.
+
+        The first module that has parameters gets ``backward_params`` (a
+        :class:`Linear` then skips ``dx = δ W``); the parameter-free modules before it
+        (``Flatten``, an input ``Dropout``) have nothing to learn from the gradient, so
+        their backward is not run and their stored forward pass is dropped.
+        """
+        layers = self._layers
+        k = 0
+        while k < len(layers) and not layers[k]._parameters and not layers[k]._modules:
+            k += 1
+        for layer in reversed(layers[k + 1 :]):
+            dy = layer.backward(dy)
+        if k < len(layers):
+            layers[k].backward_params(dy)
+        for layer in layers[:k]:
+            layer._clear_cache()

@@ -10,7 +10,8 @@ torch.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from . import _backend
 
@@ -151,6 +152,18 @@ class Module:
         """Given dL/dy, accumulate parameter gradients and return dL/dx."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward()")
 
+    def backward_params(self, dy: Array) -> None:
+        """Like :meth:`backward` when the caller will not use ``dL/dx``.
+
+        Accumulates every parameter gradient exactly as :meth:`backward` does and returns
+        ``None``. A training loop calls this on the whole model: the gradient with
+        respect to the data is never needed, and layers that can skip it save work
+        (:class:`~xpnet.Linear` skips ``dx = δ W``; :class:`~xpnet.Sequential` forwards
+        the call to its first layer with parameters). The default runs :meth:`backward`
+        and drops the result, so every module supports it.
+        """
+        self.backward(dy)
+
     def __call__(self, x: Array) -> Array:
         return self.forward(x)
 
@@ -199,13 +212,20 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset gradients: to ``None`` (default, as torch) or to zeros in place."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none or not _backend.supports_inplace(p.grad):
-                p.grad = None
-            else:
-                p.grad[...] = 0.0
+        # Called every training step: walk the module tree directly instead of building
+        # the dotted names of named_parameters() (a parameter shared by two modules is
+        # simply reset twice).
+        stack = [self]
+        while stack:
+            m = stack.pop()
+            for p in m._parameters.values():
+                if p.grad is None:
+                    continue
+                if set_to_none or not _backend.supports_inplace(p.grad):
+                    p.grad = None
+                else:
+                    p.grad[...] = 0.0
+            stack.extend(m._modules.values())
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and its children; returns ``self``."""
@@ -315,11 +335,15 @@ class Module:
                     f"Hint: model.to(dtype={_backend.dtype_name(value.dtype)!r}) before loading"
                 )
             xp = _backend.namespace_of(p.data)
-            staged[name] = _backend.asarray(
+            moved = _backend.asarray(
                 _backend.to_numpy(value) if _backend.namespace_of(value) is not xp else value,
                 xp,
                 device=p.device,
             )
+            # asarray may return the caller's buffer (same backend, or torch sharing a
+            # NumPy array's memory); optimizers update parameters in place, which would
+            # then write into the caller's state dict. Own a copy, as torch does.
+            staged[name] = xp.asarray(moved, copy=True)
         # Validate everything before touching any parameter: a failed load changes nothing.
         for name, data in staged.items():
             own[name].data = data
