@@ -1,0 +1,1 @@
+"""Benchmark harness for xpnet (``python benchmarks/run.py``); see docs/performance.md."""
