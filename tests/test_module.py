@@ -181,3 +181,15 @@ def test_assigning_non_parameter_over_parameter_is_rejected():
     with pytest.raises(TypeError, match="assign a Parameter"):
         lin.weight = np.zeros((2, 2))
     assert xpnet.Linear(2, 2, bias=False).bias is None
+
+
+def test_to_accepts_only_floating_dtypes():
+    with pytest.raises(TypeError, match="floating point"):
+        make_net().to(dtype="int32")
+
+
+def test_backward_with_a_dy_of_another_dtype_is_rejected_at_once():
+    net = make_net()
+    net(np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"Linear.backward: dy has dtype float64 but the forward ran in float32"):
+        net.backward(np.ones((2, 3)))

@@ -268,7 +268,7 @@ class Module:
             xp = cur_xp if backend is None else _backend.get_namespace(backend)
             same_backend = xp is cur_xp
             dev = device if device is not None else (_backend.device_of(p.data) if same_backend else None)
-            dt = _backend.resolve_dtype(xp, dtype) if dtype is not None else None
+            dt = _backend.resolve_float_dtype(xp, dtype) if dtype is not None else None
             if same_backend and dev == _backend.device_of(p.data) and (dt is None or dt == p.data.dtype):
                 continue
             if same_backend:
