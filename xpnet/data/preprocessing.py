@@ -16,20 +16,11 @@ import numpy as np
 
 from .. import _backend
 from ..random import resolve_generator
+from .loader import _as_array
 
 __all__ = ["train_test_split", "StandardScaler", "MinMaxScaler", "one_hot"]
 
 Array = Any
-
-
-def _as_array(a: Any, who: str, what: str) -> Array:
-    if isinstance(a, np.generic):
-        return np.asarray(a)  # NumPy scalars pass as floats elsewhere; make them 0-d arrays
-    if _backend.is_array(a):
-        return a
-    if isinstance(a, (list, tuple)):
-        return np.asarray(a)
-    raise TypeError(f"{who}: {what} must be an array or a list, got {type(a).__name__}")
 
 
 def _take_rows(a: Array, idx: np.ndarray) -> Array:
