@@ -551,3 +551,33 @@ def test_long_epochs_compact_the_step_log_without_changing_values(backend, monke
     reference = run()
     monkeypatch.setattr(training._StepLog, "_CHUNK", 3)  # 10 steps: chunks of 3, 3, 3 + 1
     assert run() == reference
+
+
+def test_fit_skips_the_input_gradient_and_counts_accuracy_exactly():
+    """fit calls backward_params (no dL/dx), and its accuracy is the exact epoch ratio of
+    the running correct count (the same as evaluate before the step's update)."""
+    backend = get_backend("numpy")
+    X, y = blobs(45, seed=4)
+    Xb, yb = backend.asarray(X, dtype="float32"), backend.asarray(y)
+    model = mlp(backend, [2, 5, 3])
+    calls = {"backward": 0, "backward_params": 0}
+    first = model[0]
+    orig_backward, orig_params = first.backward, first.backward_params
+
+    def backward(dy):
+        calls["backward"] += 1
+        return orig_backward(dy)
+
+    def backward_params(dy):
+        calls["backward_params"] += 1
+        return orig_params(dy)
+
+    first.backward, first.backward_params = backward, backward_params
+    # lr 0: the weights never change, so the epoch accuracy equals evaluate's.
+    hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), Xb, yb, epochs=2,
+               batch_size=7, metrics=["accuracy"], verbose=0, shuffle=False)
+    assert calls["backward"] == 0 and calls["backward_params"] == 2 * 7
+    expected = evaluate(model, None, Xb, yb, metrics=["accuracy"])["accuracy"]
+    assert hist.history["accuracy"] == [expected, expected]
+    hits = int(np.sum(np.argmax(backend.to_numpy(model(Xb)), axis=1) == y))
+    assert expected == hits / 45

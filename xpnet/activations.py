@@ -78,8 +78,8 @@ class Sigmoid(_Activation):
 
     Notes
     -----
-    Forward (stable): ``1/(1+e)`` for ``x >= 0``, ``e/(1+e)`` for ``x < 0``, ``e = exp(-|x|)``.
-    Stores the output y. Backward: ``dx = dy ⊙ y (1 - y)``.
+    Forward: ``1 / (1 + exp(-max(x, lo)))`` with ``lo = log(smallest normal)`` of the dtype
+    (no overflow; :func:`xpnet.functional.sigmoid`). Stores the output y. Backward: ``dx = dy ⊙ y (1 - y)``.
     """
 
     def forward(self, x: Array) -> Array:

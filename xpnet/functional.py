@@ -210,11 +210,30 @@ def erfc(x: Array) -> Array:
 # ---------------------------------------------------------------------------------------
 
 
+# (array type, dtype, device) -> 0-d arrays (lo, 1) for _sigmoid.
+_SIGMOID_CONSTS: dict[tuple[Any, Any, Any], tuple[Array, Array]] = {}
+
+
 def _sigmoid(x: Array, *, xp: Namespace) -> Array:
-    # exp(min(x, 0)) / (1 + exp(-|x|)) is 1/(1+e^-x) for x >= 0 and e^x/(1+e^x) for x < 0:
-    # no exponent is positive (no overflow), both are accurate to a few ulps *relative*
-    # (also the tiny sigmoid of very negative x), and no where() is needed.
-    return xp.exp(xp.minimum(x, 0.0)) / (1.0 + xp.exp(-xp.abs(x)))
+    # 1 / (1 + exp(-x)) on x clamped from below at lo = log(smallest normal): exp(-lo) is
+    # 1/smallest_normal, which is finite in every IEEE dtype, so nothing overflows (no
+    # warnings) and σ(x) bottoms out at ~smallest_normal instead of reaching 0. Above lo
+    # the formula is accurate to a few ulps relative (also the tiny σ of very negative
+    # x), with one exp and no where() (5 array operations instead of 7 for the two-sided
+    # exp(min(x, 0)) / (1 + exp(-|x|)); docs/performance.md). The constants are cached
+    # 0-d arrays of x's dtype and device: NumPy converts a Python float operand on every
+    # call (~0.3 us), and the rounding is the same (NEP 50 weak scalars take x's dtype).
+    dtype = x.dtype
+    key = (type(x), dtype, _backend.device_of(x))
+    consts = _SIGMOID_CONSTS.get(key)
+    if consts is None:
+        lo = math.log(float(xp.finfo(dtype).smallest_normal))
+        consts = _SIGMOID_CONSTS[key] = (
+            xp.asarray(lo, dtype=dtype, device=key[2]),
+            xp.asarray(1.0, dtype=dtype, device=key[2]),
+        )
+    lo, one = consts
+    return one / (one + xp.exp(-xp.maximum(x, lo)))
 
 
 def _sigmoid_neg(x: Array, *, xp: Namespace) -> Array:
@@ -292,8 +311,9 @@ def sigmoid(x: Array) -> Array:
 
     Notes
     -----
-    Forward: ``1/(1+e)`` for ``x >= 0`` and ``e/(1+e)`` for ``x < 0``, with ``e = exp(-|x|)``
-    (never overflows). Backward: ``dx = dy ⊙ y (1 - y)`` from the output
+    Forward: ``1 / (1 + exp(-max(x, lo)))`` with ``lo = log(smallest normal)`` of the
+    dtype (never overflows; below ``lo`` the result stays at about the smallest normal
+    number instead of underflowing to 0). Backward: ``dx = dy ⊙ y (1 - y)`` from the output
     (:func:`sigmoid_backward`).
     """
     return _sigmoid(x, xp=_backend.namespace_of(x))

@@ -80,6 +80,18 @@ def _is_kind(xp: Namespace, dtype: Any, kind: str) -> bool:
         return bool(xp.isdtype(dtype, kind))
 
 
+# (namespace, integer dtype) -> its largest value; xp.iinfo builds a new object per call.
+_INT_MAX: dict[tuple[int, Any], int] = {}
+
+
+def _int_max(xp: Namespace, dtype: Any) -> int:
+    key = (id(xp), dtype)
+    value = _INT_MAX.get(key)
+    if value is None:
+        value = _INT_MAX[key] = int(xp.iinfo(dtype).max)
+    return value
+
+
 def _to_host_bool(ok: Array) -> bool:
     # The one deliberate host synchronisation of a validating loss.
     return bool(_backend.to_numpy(ok))
@@ -131,13 +143,22 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
-    def _reduce(self, total: Array, g: Array, n: int, scale: float = 1.0) -> tuple[Array, Array]:
-        """Apply the reduction to the summed loss and the unscaled gradient ``g``."""
+    def _reduce(
+        self, total: Array, g: Array, n: int, scale: float = 1.0, *, fresh: bool = False
+    ) -> tuple[Array, Array]:
+        """Apply the reduction to the summed loss and the unscaled gradient ``g``.
+
+        ``fresh=True`` says ``g`` is a new array of this call (never the caller's): it is
+        then scaled in place where the backend allows it, saving an allocation.
+        """
+        factor = scale / n if self.reduction == "mean" else scale
         if self.reduction == "mean":
             total = total / n
-            g = g * (scale / n)
-        elif scale != 1.0:
-            g = g * scale
+        if factor != 1.0:
+            if fresh and _backend.supports_inplace(g):
+                g *= factor
+            else:
+                g = g * factor
         # NumPy turns 0-d results into NumPy scalars (a float64 one even passes as a
         # Python float); indexing with ... gives a real 0-d array on every backend.
         return total[...], g
@@ -202,7 +223,7 @@ class MSELoss(Loss):
         xp = self._namespace(input, target)
         target = self._same_shape_target(input, target, xp)
         d = input - target
-        return self._reduce(xp.sum(d * d), d, math.prod(input.shape), 2.0)
+        return self._reduce(xp.sum(d * d), d, math.prod(input.shape), 2.0, fresh=True)
 
 
 class L1Loss(Loss):
@@ -218,7 +239,7 @@ class L1Loss(Loss):
         xp = self._namespace(input, target)
         target = self._same_shape_target(input, target, xp)
         d = input - target
-        return self._reduce(xp.sum(xp.abs(d)), xp.sign(d), math.prod(input.shape))
+        return self._reduce(xp.sum(xp.abs(d)), xp.sign(d), math.prod(input.shape), fresh=True)
 
 
 class HuberLoss(Loss):
@@ -255,7 +276,7 @@ class HuberLoss(Loss):
         c = xp.minimum(ad, delta)
         el = 0.5 * (c * c) + delta * (ad - c)
         g = xp.minimum(xp.maximum(d, -delta), delta)
-        return self._reduce(xp.sum(el), g, math.prod(input.shape))
+        return self._reduce(xp.sum(el), g, math.prod(input.shape), fresh=True)
 
     def extra_repr(self) -> str:
         parts = [] if self.delta == 1.0 else [f"delta={self.delta}"]
@@ -302,7 +323,7 @@ class BCELoss(Loss):
         )
         el = (t - 1.0) * log_q - t * log_p
         g = (p - t) / xp.maximum((1.0 - p) * p, _BCE_GRAD_EPS)
-        return self._reduce(xp.sum(el), g, math.prod(input.shape))
+        return self._reduce(xp.sum(el), g, math.prod(input.shape), fresh=True)
 
 
 class BCEWithLogitsLoss(Loss):
@@ -361,7 +382,7 @@ class BCEWithLogitsLoss(Loss):
             w = 1.0 + (pw - 1.0) * t
             el = (1.0 - t) * x - w * log_sig
             g = w * sig - pw * t
-        return self._reduce(xp.sum(el), g, math.prod(input.shape))
+        return self._reduce(xp.sum(el), g, math.prod(input.shape), fresh=True)
 
     @staticmethod
     def _check_pos_weight(input: Array, pw: Array) -> None:
@@ -447,7 +468,7 @@ class CrossEntropyLoss(Loss):
                 )
             # A narrow label dtype (uint8) cannot hold C - 1 for many classes: compare
             # against int64 class ids then (integer promotion is standard).
-            narrow = xp.iinfo(target.dtype).max < c - 1
+            narrow = _int_max(xp, target.dtype) < c - 1
             if self.validate:
                 ok = xp.all(target >= 0) if narrow else xp.all((target >= 0) & (target < c))
                 if not _to_host_bool(ok):
@@ -457,9 +478,7 @@ class CrossEntropyLoss(Loss):
                         f"values from {int(host.min())} to {int(host.max())}. Hint: labels are "
                         f"0-based; the model's output width must be the number of classes"
                     )
-            classes = xp.arange(
-                c, dtype=xp.int64 if narrow else target.dtype, device=_backend.device_of(input)
-            )
+            classes = self._classes(xp, c, xp.int64 if narrow else target.dtype, _backend.device_of(input))
             t = xp.astype(target[:, None] == classes, input.dtype)
         elif target.shape == input.shape:
             labels = False
@@ -484,7 +503,17 @@ class CrossEntropyLoss(Loss):
         log_p = z - xp.log(s)
         p = ez / s
         g = p - t if labels else p * xp.sum(t, axis=1, keepdims=True) - t
-        return self._reduce(-xp.sum(t * log_p), g, n)
+        return self._reduce(-xp.sum(t * log_p), g, n, fresh=True)
+
+    def _classes(self, xp: Namespace, c: int, dtype: Any, device: Any) -> Array:
+        """``arange(c)`` of the labels' dtype on ``device``, kept for the next call."""
+        key = (id(xp), c, dtype, device)
+        cached = self.__dict__.get("_classes_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        classes = xp.arange(c, dtype=dtype, device=device)
+        self._classes_cache = (key, classes)
+        return classes
 
     def extra_repr(self) -> str:
         base = super().extra_repr()

@@ -75,8 +75,25 @@ def _count_dtype(xp: Any, x: Array) -> Any:
         return xp.asarray(0, device=dev).dtype
 
 
+# (namespace, dtype) -> whether it is an integer dtype; NumPy's isdtype costs ~1 us a call.
+_INTEGRAL: dict[tuple[int, Any], bool] = {}
+
+
+def _is_integral(xp: Any, dtype: Any) -> bool:
+    key = (id(xp), dtype)
+    ok = _INTEGRAL.get(key)
+    if ok is None:
+        ok = _INTEGRAL[key] = bool(xp.isdtype(dtype, "integral"))
+    return ok
+
+
 def _count(xp: Any, hits: Array) -> Array:
     """Number of True entries of a boolean array, as a 0-d integer array (exact, no sync)."""
+    count_nonzero = getattr(xp, "count_nonzero", None)
+    if count_nonzero is not None:
+        # Array API 2023.12: a 0-d array of the default integer dtype, in one call (0.6 us
+        # on NumPy against 5 us for astype + sum + asarray; docs/performance.md).
+        return count_nonzero(hits)
     # NumPy reduces to a scalar (np.int64), not a 0-d array: asarray makes it one and is a
     # no-op for the other backends.
     return xp.asarray(xp.sum(xp.astype(hits, _count_dtype(xp, hits))))
@@ -232,7 +249,7 @@ def _correct(
     if target.ndim == 2 and target.shape[1] == output.shape[1]:
         labels = xp.argmax(target, axis=1)
     elif target.ndim == 1:
-        if not xp.isdtype(target.dtype, "integral"):
+        if not _is_integral(xp, target.dtype):
             raise TypeError(
                 f"accuracy: class labels of shape (N,) must be integers, got dtype "
                 f"{_backend.dtype_name(target.dtype)}. Hint: xp.astype(y, xp.int64), or pass "

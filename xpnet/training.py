@@ -318,6 +318,24 @@ def _stack_host(xp: Any, rows: list[list[Any]]) -> np.ndarray:
     return host.reshape(len(rows), -1)
 
 
+def _exact_int_limit(xp: Any, dtype: Any) -> float:
+    """Largest n such that every integer in [0, n] is exact in floating ``dtype``."""
+    return 2.0 / float(xp.finfo(dtype).eps)
+
+
+def _totals_host(xp: Any, totals: Sequence[Any]) -> list[np.ndarray]:
+    """Running device totals (0-d integer arrays, or None) as 1-element float64 host rows."""
+    if not totals:
+        return []
+    if any(t is None for t in totals):  # an epoch without steps
+        return [np.zeros(1) for _ in totals]
+    vals = list(totals)
+    dt = vals[0].dtype
+    vals = [v if v.dtype == dt else xp.astype(v, dt) for v in vals]
+    host = _backend.to_numpy(xp.stack(vals)).astype(np.float64)
+    return [host[k : k + 1] for k in range(len(vals))]
+
+
 class _StepLog:
     """Per-step 0-d device values (loss, metrics) of one epoch, kept on the device.
 
@@ -348,8 +366,13 @@ class _StepLog:
                 self.chunks[r].append(self.xp.stack(self.pending[r]))
                 self.pending[r] = []
 
-    def host(self, start: int = 0) -> np.ndarray:
-        """Steps ``start ..`` of every row as a float64 host array ``(rows, steps)``; one sync."""
+    def host(self, start: int = 0, extra: Sequence[Any] = ()) -> np.ndarray:
+        """Steps ``start ..`` of every row as a float64 host array ``(rows, steps)``; one sync.
+
+        ``extra`` 0-d arrays (the counted metrics' epoch totals) travel in the same
+        transfer when they are exact in the log's dtype; they come back as one more
+        column-less tail: ``(table, extra_values)`` is returned then.
+        """
         xp = self.xp
         per_row = []
         for r in range(self.rows):
@@ -358,8 +381,15 @@ class _StepLog:
                 parts.append(xp.stack(self.pending[r]))
             row = parts[0] if len(parts) == 1 else xp.concat(parts)
             per_row.append(row[start:] if start else row)
-        both = per_row[0][None, ...] if self.rows == 1 else xp.stack(per_row)
-        return _backend.to_numpy(both).astype(np.float64).reshape(self.rows, -1)
+        both = per_row[0] if self.rows == 1 else xp.reshape(xp.stack(per_row), (-1,))
+        if extra:
+            tail = xp.stack([v if v.dtype == self.dtype else xp.astype(v, self.dtype) for v in extra])
+            both = xp.concat([both, tail])
+        flat = _backend.to_numpy(both).astype(np.float64)
+        if extra:
+            k = len(extra)
+            return flat[:-k].reshape(self.rows, -1), flat[-k:]
+        return flat.reshape(self.rows, -1)
 
 
 def _evaluate_core(
@@ -673,8 +703,13 @@ def fit(
         return [getattr(cb, name) for cb in all_cbs if getattr(type(cb), name) is not base]
 
     batch_begin, batch_end = hooks("on_batch_begin"), hooks("on_batch_end")
-    per_batch = bool(batch_begin or batch_end)
     progress = ProgressReporter(mode, epochs=epochs, steps=steps)
+    per_batch = bool(batch_begin or batch_end)
+    live = mode != "silent"  # the per-step progress call does nothing when silent
+    counted = [(name, fn) for name, fn in metric_fns if getattr(fn, "counted", False)]
+    plain = [(name, fn) for name, fn in metric_fns if not getattr(fn, "counted", False)]
+    counted_index = {name: k for k, (name, _) in enumerate(counted)}
+    plain_index = {name: k for k, (name, _) in enumerate(plain)}
     saved_modes = _modes(model)
     logs: dict[str, Any] = {}
 
@@ -690,33 +725,41 @@ def fit(
                 progress.epoch_begin(epoch)
                 lr = _current_lr(optimizer)
                 t0 = time.perf_counter()
-                steplog = _StepLog(xp, 1 + len(metric_fns))
+                steplog = _StepLog(xp, 1 + len(plain))
+                # Counted metrics (accuracy): one running integer total per epoch on the
+                # device, one addition per step, instead of a per-step value to log.
+                totals: list[Any] = [None] * len(counted)
                 sizes: list[int] = []
                 logged = 0
                 stop = False
                 model.train()
                 for step, (xb, yb) in enumerate(loader):
-                    for h in batch_begin:
-                        h(step, {})
                     if per_batch:
+                        for h in batch_begin:
+                            h(step, {})
                         model.train()  # a batch hook may have switched modes
                     out = model(xb)
                     loss, dy = loss_fn(out, yb)
                     # Metrics read the output before backward, which may reuse buffers.
-                    steplog.append([loss, *(fn(out, yb) for _, fn in metric_fns)])
+                    for k, (_, fn) in enumerate(counted):
+                        c = fn(out, yb)
+                        totals[k] = c if totals[k] is None else totals[k] + c
+                    steplog.append([loss, *[fn(out, yb) for _, fn in plain]] if plain else (loss,))
                     model.zero_grad()
-                    model.backward(dy)
+                    # dL/d(input) is never used here: backward_params skips computing it.
+                    model.backward_params(dy)
                     optimizer.step()
-                    sizes.append(int(xb.shape[0]))
-                    state.global_step += 1
-                    done = step + 1
-                    if log_every is not None and done % log_every == 0:
+                    sizes.append(xb.shape[0])
+                    if log_every is not None and (step + 1) % log_every == 0:
+                        done = step + 1
                         part = steplog.host(logged)[0]
                         w_part = np.asarray(sizes[logged:done], dtype=np.float64)
                         progress.step(done, _reduce(loss_fn, part, w_part, int(w_part.sum())))
                         logged = done
-                    else:
-                        progress.step(done)
+                    elif live:
+                        progress.step(step + 1)
+                    if per_batch:
+                        state.global_step += 1  # hooks may read it
                     if batch_end:
                         blogs = {"loss": loss, "size": sizes[-1]}
                         for h in batch_end:
@@ -724,15 +767,28 @@ def fit(
                         if any(cb.stop_training for cb in all_cbs):
                             stop = True
                             break
+                if not per_batch:
+                    state.global_step += len(sizes)
 
-                # The epoch's one sync: every step's loss and metric values in one transfer.
-                host = steplog.host()
+                # The epoch's sync: every step's loss (and per-batch metric) values in one
+                # transfer, the counted metrics' totals in another.
                 w = np.asarray(sizes, dtype=np.float64)
                 seen = int(w.sum())
+                if totals and sizes and seen <= _exact_int_limit(xp, steplog.dtype):
+                    # Counts up to the log dtype's exact-integer limit (2**24 for float32)
+                    # share the losses' transfer.
+                    host, tail = steplog.host(extra=totals)
+                    counts = [tail[k : k + 1] for k in range(len(totals))]
+                else:
+                    host = steplog.host()
+                    counts = _totals_host(xp, totals)
                 state.batch_losses = host[0]
                 logs = {"loss": _reduce(loss_fn, host[0], w, seen)}
-                for j, (name, fn) in enumerate(metric_fns):
-                    logs[name] = _metric_value(fn, host[1 + j], w, seen)
+                for name, fn in metric_fns:
+                    if name in counted_index:
+                        logs[name] = _metric_value(fn, counts[counted_index[name]], w, seen)
+                    else:
+                        logs[name] = _metric_value(fn, host[1 + plain_index[name]], w, seen)
                 logs["max_batch_loss"] = float(np.max(host[0]))
                 if validation_data is not None:
                     if math.isfinite(logs["loss"]):

@@ -148,6 +148,34 @@ def sgd_step(
         d ← d + μ b  (nesterov)   or   d ← b
         p ← p − lr · d
     """
+    u, momentum_buffer = _sgd_update(
+        p, g, momentum_buffer, lr=lr, momentum=momentum, dampening=dampening,
+        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize, inplace=inplace,
+        scratch=scratch,
+    )
+    p = _sub(p, u, inplace)
+    return p, momentum_buffer
+
+
+def _sgd_update(
+    p: Array | None,
+    g: Array,
+    momentum_buffer: Array | None,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    inplace: bool,
+    scratch: Array | None,
+) -> tuple[Array, Array | None]:
+    """:func:`sgd_step` up to the update ``u`` (``p ← p − u`` is left to the caller).
+
+    ``p`` is read only for weight decay (it may be None without it). The optimizers'
+    flat multi-tensor path subtracts ``u`` from each parameter through views.
+    """
     d, fresh = _effective_grad(p, g, weight_decay, maximize, inplace)
     if momentum != 0:
         if momentum_buffer is None:
@@ -171,8 +199,7 @@ def sgd_step(
             u = _scaled(momentum_buffer, lr, inplace, scratch)
     else:
         u = _scaled(d, lr, inplace, scratch)
-    p = _sub(p, u, inplace)
-    return p, (momentum_buffer if momentum != 0 else None)
+    return u, (momentum_buffer if momentum != 0 else None)
 
 
 def adagrad_step(
@@ -362,10 +389,44 @@ def adam_step(
         v̂ ← max(v̂, v)                    (amsgrad; the denominator then uses v̂)
         p ← p − lr / (1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
     """
-    xp = namespace_of(p)
+    if decoupled_weight_decay and weight_decay != 0:
+        p = _mul(p, 1.0 - lr * weight_decay, inplace)
+    u, exp_avg, exp_avg_sq, max_exp_avg_sq = _adam_update(
+        p, g, exp_avg, exp_avg_sq, max_exp_avg_sq, step=step, lr=lr, beta1=beta1,
+        beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+        decoupled_weight_decay=decoupled_weight_decay, inplace=inplace, scratch=scratch,
+    )
+    p = _sub(p, u, inplace)
+    return p, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+def _adam_update(
+    p: Array | None,
+    g: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    max_exp_avg_sq: Array | None,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+    inplace: bool,
+    scratch: Array | None,
+) -> tuple[Array, Array, Array, Array | None]:
+    """:func:`adam_step` after AdamW's decay, up to the update ``u`` (``p ← p − u`` is the
+    caller's). ``p`` is read only for coupled weight decay (it may be None without it).
+
+    Returns ``u, exp_avg, exp_avg_sq, max_exp_avg_sq``; ``u`` is ``scratch`` on the
+    ``out=`` path.
+    """
+    xp = namespace_of(g)
     if decoupled_weight_decay:
-        if weight_decay != 0:
-            p = _mul(p, 1.0 - lr * weight_decay, inplace)
         d, _ = _effective_grad(p, g, 0.0, maximize, inplace)
     else:
         d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
@@ -392,8 +453,7 @@ def adam_step(
         s += eps
         s = xp.divide(exp_avg, s, out=scratch)
         s *= step_size
-        p -= s
-        return p, exp_avg, exp_avg_sq, max_exp_avg_sq
+        return s, exp_avg, exp_avg_sq, max_exp_avg_sq
     # torch's lerp_ form of the first moment.
     t = d - exp_avg
     t = _mul(t, 1.0 - beta1, inplace)
@@ -415,5 +475,4 @@ def adam_step(
     denom = _add(denom, eps, inplace)
     u = exp_avg / denom
     u = _mul(u, step_size, inplace)
-    p = _sub(p, u, inplace)
-    return p, exp_avg, exp_avg_sq, max_exp_avg_sq
+    return u, exp_avg, exp_avg_sq, max_exp_avg_sq
