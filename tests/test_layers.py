@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from xpnet import Dropout, Flatten, Identity, Linear, Sequential
+import xpnet
+from xpnet import Dropout, Flatten, Identity, Linear, ReLU, Sequential, Tanh
 from xpnet.testing import gradcheck
 
 # torch.autograd oracle: float64 products of the same numbers differ only by summation
@@ -126,3 +127,73 @@ def test_dropout_same_mask_on_every_backend_and_identity_in_eval(backend):
     assert d(xe) is xe
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         Dropout(1.0)
+
+
+# ------------------------------------------------------------------ fast paths used by fit
+
+
+def _grads(model):
+    return {name: np.array(xpnet.to_numpy(p.grad)) for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("lead", [False, True])
+def test_backward_params_matches_backward(backend, lead):
+    # Sequential.backward_params skips dL/dx of the first layer with parameters (and the
+    # parameter-free layers before it); every parameter gradient must be unchanged.
+    def build():
+        layers = [xpnet.Flatten()] if lead else []
+        layers += [xpnet.Linear(6, 5, generator=0), Tanh(), xpnet.Linear(5, 3, generator=1)]
+        return backend.move(xpnet.Sequential(*layers), dtype="float32")
+
+    host = np.random.default_rng(0).standard_normal((4, 2, 3) if lead else (4, 6))
+    x = backend.asarray(host, dtype="float32")
+    dy = backend.asarray(np.random.default_rng(1).standard_normal((4, 3)), dtype="float32")
+    full, fast = build(), build()
+    full(x)
+    dx = full.backward(dy)
+    backend.check(dx, dtype="float32", shape=tuple(host.shape))
+    fast(x)
+    assert fast.backward_params(dy) is None
+    g_full, g_fast = _grads(full), _grads(fast)
+    assert g_full.keys() == g_fast.keys()
+    for k in g_full:
+        np.testing.assert_allclose(g_fast[k], g_full[k], rtol=RTOL_F32, atol=ATOL_F32)
+    # the stored passes are consumed: a second backward is protocol misuse
+    assert all(m.__dict__.get("_cache") is None for m in fast.modules())
+    with pytest.raises(RuntimeError, match="no stored forward"):
+        fast.backward_params(dy)
+
+
+def test_backward_params_default_runs_backward(backend):
+    # A module without its own backward_params gets the base class's: backward, result dropped.
+    act = ReLU()
+    x = backend.asarray(np.array([[1.0, -2.0]]), dtype="float32")
+    act(x)
+    assert act.backward_params(x) is None
+    with pytest.raises(RuntimeError):
+        act.backward(x)
+
+
+def test_linear_bias_grad_matches_sum(backend):
+    # db is computed as 1ᵀδ (a matrix-vector product) instead of xp.sum(δ, axis=0).
+    lin = backend.move(xpnet.Linear(3, 4, generator=0), dtype="float64")
+    for n in (5, 2):  # a new batch size rebuilds the cached ones vector
+        lin.zero_grad()
+        x = backend.asarray(np.random.default_rng(n).standard_normal((n, 3)), dtype="float64")
+        dyh = np.random.default_rng(n + 1).standard_normal((n, 4))
+        lin(x)
+        lin.backward(backend.asarray(dyh, dtype="float64"))
+        db = backend.check(lin.bias.grad, dtype="float64", shape=(4,))
+        np.testing.assert_allclose(backend.to_numpy(db), dyh.sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_load_state_dict_does_not_alias_the_source(backend):
+    src = backend.move(xpnet.Linear(2, 2, generator=0))
+    dst = backend.move(xpnet.Linear(2, 2, generator=1))
+    dst.load_state_dict(src.state_dict())
+    before = backend.to_numpy(src.weight.data).copy()
+    if xpnet._backend.supports_inplace(dst.weight.data):
+        dst.weight.data -= 1.0  # what an in-place optimizer step does
+    else:
+        dst.weight.data = dst.weight.data - 1.0
+    np.testing.assert_array_equal(backend.to_numpy(src.weight.data), before)
