@@ -12,7 +12,7 @@ The public API follows PyTorch's names and layouts::
 
 from __future__ import annotations
 
-from . import callbacks, data, functional, init, metrics, optim
+from . import callbacks, data, functional, init, metrics, optim, testing
 from ._backend import asarray, backend_name, get_namespace, namespace_of, to_numpy
 from .activations import (
     ELU,
@@ -108,5 +108,6 @@ __all__ = [
     "predict",
     "save_checkpoint",
     "set_rng_state",
+    "testing",
     "to_numpy",
 ]
