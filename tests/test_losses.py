@@ -314,3 +314,227 @@ def test_does_not_mutate_inputs(backend):
         make("mean")(x, t)
         np.testing.assert_array_equal(backend.to_numpy(x), xh, err_msg=name)
         np.testing.assert_array_equal(backend.to_numpy(t), th, err_msg=name)
+
+
+# ------------------------------------------------- CrossEntropyLoss: weight, ignore_index
+
+CE_W = np.array([0.5, 1.0, 2.0, 3.0])
+
+
+def labels_with_ignored(ignored=-100, seed=11):
+    y = rng(seed).integers(0, C, size=N)
+    y[[1, 4]] = ignored  # two of the six samples are ignored
+    return y
+
+
+# name -> (our kwargs, torch kwargs, uses weight, input host, target host); the weight
+# itself is moved to each backend/dtype by the test.
+CE_WEIGHTED = {
+    "weight": ({}, {}, True, rng(12).standard_normal((N, C)) * 2, labels()),
+    "weight_smoothing": (
+        {"label_smoothing": 0.2}, {"label_smoothing": 0.2}, True,
+        rng(28).standard_normal((N, C)) * 2, labels(),
+    ),
+    "weight_negative_ignore": (  # torch allows any weights; the mean divides by Σ w[y_i]
+        {"ignore_index": 1}, {"ignore_index": 1}, "negative",
+        rng(29).standard_normal((N, C)) * 2, labels_with_ignored(1),
+    ),
+    "ignore": ({}, {}, False, rng(13).standard_normal((N, C)) * 2, labels_with_ignored()),
+    "ignore_index_in_range": (
+        {"ignore_index": 2}, {"ignore_index": 2}, False,
+        rng(14).standard_normal((N, C)) * 2, labels_with_ignored(2),
+    ),
+    "weight_ignore": ({}, {}, True, rng(15).standard_normal((N, C)) * 2, labels_with_ignored()),
+    "weight_ignore_in_range_smoothing": (
+        {"ignore_index": 0, "label_smoothing": 0.2}, {"ignore_index": 0, "label_smoothing": 0.2},
+        True, rng(16).standard_normal((N, C)) * 2, labels_with_ignored(0),
+    ),
+    "weight_ignore_smoothing": (
+        {"label_smoothing": 0.15}, {"label_smoothing": 0.15}, True,
+        rng(17).standard_normal((N, C)) * 2, labels_with_ignored(),
+    ),
+    "ignore_smoothing": (
+        {"label_smoothing": 0.15}, {"label_smoothing": 0.15}, False,
+        rng(18).standard_normal((N, C)) * 2, labels_with_ignored(),
+    ),
+    "soft_weight": ({}, {}, True, rng(19).standard_normal((N, C)) * 2, prob_targets()),
+    "soft_weight_smoothing": (
+        {"label_smoothing": 0.1}, {"label_smoothing": 0.1}, True,
+        rng(20).standard_normal((N, C)) * 2, prob_targets(),
+    ),
+}
+
+
+CE_W_NEG = np.array([0.5, -1.0, 2.0, -3.0])
+
+
+def ce_weight_host(use_w):
+    return {True: CE_W, "negative": CE_W_NEG}.get(use_w)
+
+
+def make_weighted_ce(backend, name, reduction, dtype, **extra):
+    kw, _, use_w, _, _ = CE_WEIGHTED[name]
+    weight = backend.asarray(ce_weight_host(use_w), dtype=dtype) if use_w else None
+    return CrossEntropyLoss(weight=weight, reduction=reduction, **kw, **extra)
+
+
+def promised_valid(name):
+    # validate=False promises labels in [0, C): true unless the case holds -100 labels
+    th = CE_WEIGHTED[name][4]
+    return not np.issubdtype(th.dtype, np.integer) or np.all(th >= 0)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", sorted(CE_WEIGHTED))
+def test_ce_weight_ignore_index_match_torch(backend, name, reduction, dtype):
+    torch = pytest.importorskip("torch")
+    tdt = getattr(torch, dtype)
+    _, tkw, use_w, xh, th = CE_WEIGHTED[name]
+    tw = torch.tensor(ce_weight_host(use_w), dtype=tdt) if use_w else None
+    tx = torch.tensor(xh, dtype=tdt, requires_grad=True)
+    tt = torch.tensor(th) if np.issubdtype(th.dtype, np.integer) else torch.tensor(th, dtype=tdt)
+    tloss = torch.nn.CrossEntropyLoss(weight=tw, reduction=reduction, **tkw)(tx, tt)
+    tloss.backward()
+
+    x, t = backend.asarray(xh, dtype=dtype), move_target(backend, th, dtype)
+    loss, grad = make_weighted_ce(backend, name, reduction, dtype)(x, t)
+    backend.check(loss, dtype=dtype, shape=())
+    backend.check(grad, dtype=dtype, shape=(N, C))
+    rtol, atol = (RTOL_F64, ATOL_F64) if dtype == "float64" else (RTOL_F32, ATOL_F32)
+    np.testing.assert_allclose(backend.to_numpy(loss), tloss.item(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(backend.to_numpy(grad), tx.grad.numpy(), rtol=rtol, atol=atol)
+    if np.issubdtype(th.dtype, np.integer):  # ignored samples: exactly zero gradient
+        ignored = th == CE_WEIGHTED[name][0].get("ignore_index", -100)
+        assert np.all(backend.to_numpy(grad)[ignored] == 0.0)
+    if promised_valid(name):  # the unvalidated (training) path gives the same numbers
+        loss_nv, grad_nv = make_weighted_ce(backend, name, reduction, dtype, validate=False)(x, t)
+        np.testing.assert_allclose(backend.to_numpy(loss_nv), tloss.item(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(backend.to_numpy(grad_nv), tx.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", sorted(CE_WEIGHTED))
+def test_ce_weight_ignore_index_gradcheck(backend, name, reduction):
+    xh, th = CE_WEIGHTED[name][3:]
+    x, t = backend.asarray(xh, dtype="float64"), move_target(backend, th, "float64")
+    gradcheck_loss(make_weighted_ce(backend, name, reduction, "float64"), x, t)
+
+
+@pytest.mark.parametrize("use_weight", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_ce_all_ignored(backend, use_weight, smoothing):
+    # torch: the mean over zero samples is 0/0 = NaN, with a zero gradient; the sum is 0
+    torch = pytest.importorskip("torch")
+    xh, yh = rng(21).standard_normal((N, C)), np.full(N, -100)
+    tx = torch.tensor(xh, requires_grad=True)
+    tw = torch.tensor(CE_W) if use_weight else None
+    tloss = torch.nn.CrossEntropyLoss(weight=tw, label_smoothing=smoothing)(tx, torch.tensor(yh))
+    tloss.backward()
+    assert np.isnan(tloss.item()) and np.all(tx.grad.numpy() == 0.0)  # the oracle's claim
+    w = backend.asarray(CE_W, dtype="float64") if use_weight else None
+    x, y = backend.asarray(xh, dtype="float64"), backend.asarray(yh)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NaN by design, without a NumPy 0/0 warning
+        loss, grad = CrossEntropyLoss(weight=w, label_smoothing=smoothing)(x, y)
+        loss_sum, grad_sum = CrossEntropyLoss(weight=w, reduction="sum", label_smoothing=smoothing)(x, y)
+    backend.check(loss, dtype="float64", shape=())
+    backend.check(grad, dtype="float64", shape=(N, C))
+    assert np.isnan(backend.to_numpy(loss))
+    np.testing.assert_array_equal(backend.to_numpy(grad), np.zeros((N, C)))
+    assert backend.to_numpy(loss_sum) == 0.0
+    np.testing.assert_array_equal(backend.to_numpy(grad_sum), np.zeros((N, C)))
+
+
+def test_ce_validate_false_fast_path_is_bit_identical(backend):
+    # validate=False skips the default ignore_index's mask (labels promised in [0, C));
+    # with valid labels both paths must give the same bits.
+    x = backend.asarray(rng(22).standard_normal((N, C)), dtype="float64")
+    y = backend.asarray(labels())
+    for kw in ({}, {"label_smoothing": 0.1}):
+        ref, ref_g = CrossEntropyLoss(**kw)(x, y)
+        loss, grad = CrossEntropyLoss(validate=False, **kw)(x, y)
+        np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+        np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_g))
+
+
+def test_ce_ignore_index_in_range_is_honoured_without_validation(backend):
+    # an ignore_index in [0, C) can be a promised-valid label: it is masked even then
+    xh, yh = rng(23).standard_normal((N, C)), labels_with_ignored(3)
+    x, y = backend.asarray(xh, dtype="float64"), backend.asarray(yh)
+    ref, ref_g = CrossEntropyLoss(ignore_index=3)(x, y)
+    loss, grad = CrossEntropyLoss(ignore_index=3, validate=False)(x, y)
+    np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+    np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_g))
+    kept = yh != 3
+    direct, _ = CrossEntropyLoss()(backend.asarray(xh[kept], dtype="float64"), backend.asarray(yh[kept]))
+    np.testing.assert_allclose(backend.to_numpy(loss), backend.to_numpy(direct), rtol=RTOL_F64)
+
+
+def test_ce_ignore_index_and_narrow_label_dtypes(backend):
+    # uint8 cannot hold -100 (no label is ignored); it can hold ignore_index=2
+    xh = rng(24).standard_normal((N, C))
+    x = backend.asarray(xh, dtype="float64")
+    y64 = labels_with_ignored(2)
+    ref, ref_g = CrossEntropyLoss(ignore_index=2)(x, backend.asarray(y64))
+    loss, grad = CrossEntropyLoss(ignore_index=2)(x, backend.asarray(y64.astype(np.uint8)))
+    np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+    np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_g))
+    ref, _ = CrossEntropyLoss()(x, backend.asarray(labels()))
+    loss, _ = CrossEntropyLoss()(x, backend.asarray(labels().astype(np.uint8)))
+    np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+
+
+def test_ce_label_validation_with_ignore_index(backend):
+    x = backend.asarray(rng(25).standard_normal((3, C)), dtype="float64")
+    CrossEntropyLoss()(x, backend.asarray(np.array([0, -100, 3])))  # -100 is allowed
+    with pytest.raises(ValueError, match=r"must lie in \[0, 4\).*from -5 to 3 \(besides ignore_index=-100\)"):
+        CrossEntropyLoss()(x, backend.asarray(np.array([-5, -100, 3])))
+    with pytest.raises(ValueError, match=r"from -100 to 1 \(besides ignore_index=7\)"):
+        CrossEntropyLoss(ignore_index=7)(x, backend.asarray(np.array([-100, 7, 1])))
+
+
+def test_ce_weight_and_ignore_index_errors(backend):
+    x = backend.asarray(rng(26).standard_normal((N, C)), dtype="float64")
+    y = backend.asarray(labels())
+    with pytest.raises(ValueError, match=r"weight must have shape \(4,\).*got \(3,\)"):
+        CrossEntropyLoss(weight=backend.asarray(np.ones(3), dtype="float64"))(x, y)
+    with pytest.raises(ValueError, match=r"weight must be 1-D.*got shape \(1, 4\)"):
+        CrossEntropyLoss(weight=backend.asarray(np.ones((1, C)), dtype="float64"))
+    with pytest.raises(TypeError, match="weight has dtype float32 but the input is float64"):
+        CrossEntropyLoss(weight=backend.asarray(CE_W, dtype="float32"))(x, y)
+    other = get_backend("numpy" if backend.name != "numpy" else "array_api_strict")
+    with pytest.raises(TypeError, match="different backends"):
+        CrossEntropyLoss(weight=other.asarray(CE_W, dtype="float64"))(x, y)
+    if backend.name.startswith("array_api_strict"):
+        dev = get_backend("array_api_strict" if backend.name.endswith("device1") else "array_api_strict:device1")
+        with pytest.raises(ValueError, match="weight is on device .* but the input is on"):
+            CrossEntropyLoss(weight=dev.asarray(CE_W, dtype="float64"))(x, y)
+    probs_t = backend.asarray(prob_targets(), dtype="float64")
+    with pytest.raises(ValueError, match=r"ignore_index=0 applies to class-label targets only"):
+        CrossEntropyLoss(ignore_index=0)(x, probs_t)
+    CrossEntropyLoss(ignore_index=-1)(x, probs_t)  # negative: accepted and unused, as torch
+
+
+def test_ce_weight_constructor_validation_and_repr():
+    with pytest.raises(TypeError, match="weight must be None or an array"):
+        CrossEntropyLoss(weight=[1.0, 2.0])
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        CrossEntropyLoss(ignore_index=1.5)
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        CrossEntropyLoss(ignore_index=True)
+    assert CrossEntropyLoss(ignore_index=np.int64(3)).ignore_index == 3
+    assert repr(CrossEntropyLoss()) == "CrossEntropyLoss()"
+    assert (
+        repr(CrossEntropyLoss(weight=np.ones(3), ignore_index=0, reduction="sum"))
+        == "CrossEntropyLoss(reduction='sum', weight=<array (3,)>, ignore_index=0)"
+    )
+
+
+def test_ce_weight_not_mutated(backend):
+    w = backend.asarray(CE_W, dtype="float64")
+    x = backend.asarray(rng(27).standard_normal((N, C)), dtype="float64")
+    for kw in ({}, {"label_smoothing": 0.1}):
+        CrossEntropyLoss(weight=w, **kw)(x, backend.asarray(labels_with_ignored()))
+        CrossEntropyLoss(weight=w, **kw)(x, backend.asarray(prob_targets(), dtype="float64"))
+    np.testing.assert_array_equal(backend.to_numpy(w), CE_W)

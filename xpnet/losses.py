@@ -19,12 +19,15 @@ Shapes and dtypes are always checked (that is free). Checks that read array *val
 they run only while ``loss_fn.validate`` is True (the default, for a loss called
 directly). :func:`xpnet.training.fit` validates the whole dataset once and then sets
 ``loss_fn.validate = False`` for the training steps. With validation off, bad values give
-wrong numbers instead of an error (an out-of-range label contributes no target mass).
+wrong numbers instead of an error (an out-of-range label contributes no target mass), and
+``CrossEntropyLoss`` does not look for an ``ignore_index`` outside ``[0, C)`` (such as the
+default -100): labels are then promised to lie in ``[0, C)``.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from . import _backend
@@ -80,15 +83,16 @@ def _is_kind(xp: Namespace, dtype: Any, kind: str) -> bool:
         return bool(xp.isdtype(dtype, kind))
 
 
-# (namespace, integer dtype) -> its largest value; xp.iinfo builds a new object per call.
-_INT_MAX: dict[tuple[int, Any], int] = {}
+# (namespace, integer dtype) -> (min, max); xp.iinfo builds a new object per call.
+_INT_RANGE: dict[tuple[int, Any], tuple[int, int]] = {}
 
 
-def _int_max(xp: Namespace, dtype: Any) -> int:
+def _int_range(xp: Namespace, dtype: Any) -> tuple[int, int]:
     key = (id(xp), dtype)
-    value = _INT_MAX.get(key)
+    value = _INT_RANGE.get(key)
     if value is None:
-        value = _INT_MAX[key] = int(xp.iinfo(dtype).max)
+        info = xp.iinfo(dtype)
+        value = _INT_RANGE[key] = (int(info.min), int(info.max))
     return value
 
 
@@ -412,13 +416,24 @@ class CrossEntropyLoss(Loss):
 
     Parameters
     ----------
+    weight
+        Optional per-class rescaling weights, an array of shape ``(C,)`` of the input's
+        backend, device and dtype (torch's ``weight``); default none (all ones).
+    ignore_index
+        Class label whose samples contribute neither loss nor gradient, and do not count
+        in the mean (default -100, as torch). Only for class-label targets: a value >= 0
+        with probability targets raises ``ValueError`` (torch raises too).
     label_smoothing
         ε in [0, 1]: the target becomes ``(1 - ε) t + ε / C`` (torch's formula).
     reduction
-        ``"mean"`` over the batch (default) or ``"sum"``.
+        ``"mean"`` over the batch (default; the weighted mean with ``weight``) or ``"sum"``.
     validate
-        Check that class labels lie in ``[0, C)`` and probability targets are
-        non-negative (host sync; see the module docstring).
+        Check that class labels lie in ``[0, C)`` or equal ``ignore_index``, and that
+        probability targets are non-negative (host sync; see the module docstring).
+        ``validate=False`` declares the labels already checked to lie in ``[0, C)`` (as
+        :func:`xpnet.training.fit` does): an ``ignore_index`` outside ``[0, C)``, such as
+        the default -100, is then not looked for, so the training step pays nothing for
+        it. Keep validation on to use a negative ``ignore_index``.
 
     Shape
     -----
@@ -428,15 +443,26 @@ class CrossEntropyLoss(Loss):
     Notes
     -----
     One stable pass: ``log p = z - log Σ exp(z)`` with ``z = x - max(x)`` and
-    ``p = exp(z) / Σ exp(z)``. With the smoothed target t̃:
-    ``L = -(1/N) Σ_i Σ_c t̃_ic log p_ic`` and ``dL/dx = (p ⊙ Σ_c t̃ - t̃) / N``, which is
-    ``(p - t̃) / N`` for labels (rows of t̃ sum to 1). No Jacobian, no division by p,
-    finite for logits of any magnitude.
+    ``p = exp(z) / Σ exp(z)``. Everything reduces to one target matrix T:
+
+    * labels ``y``, keep mask ``m_i = [y_i != ignore_index]``, one-hot ``e``:
+      ``T_ic = m_i ((1 - ε) w_{y_i} e_ic + (ε / C) w_c)``, divisor
+      ``D = Σ_i m_i w_{y_i}`` for the mean (torch's ``nll_loss`` normalisation, which
+      torch also uses for the smoothing term), 1 for the sum;
+    * probabilities t: ``T_ic = w_c ((1 - ε) t_ic + ε / C)``, ``D = N`` for the mean
+      (torch does not normalise soft targets by the weights), 1 for the sum;
+
+    with ``w = 1`` without ``weight``. Then ``L = -(1/D) Σ_ic T_ic log p_ic`` and
+    ``dL/dx = (p ⊙ Σ_c T - T) / D``: no Jacobian, no division by p, finite for logits of
+    any magnitude. If every sample of a batch is ignored, the mean is 0/0: the loss is
+    NaN and the gradient zero, exactly as torch.
     """
 
     def __init__(
         self,
         *,
+        weight: Array | None = None,
+        ignore_index: int = -100,
         label_smoothing: float = 0.0,
         reduction: str = "mean",
         validate: bool = True,
@@ -446,6 +472,27 @@ class CrossEntropyLoss(Loss):
             raise ValueError(
                 f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}"
             )
+        if weight is not None and not _backend.is_array(weight):
+            raise TypeError(
+                f"CrossEntropyLoss: weight must be None or an array of shape (C,), got "
+                f"{type(weight).__name__}. Hint: xpnet.asarray(values, backend, dtype=...)"
+            )
+        if weight is not None and weight.ndim != 1:
+            raise ValueError(
+                f"CrossEntropyLoss: weight must be 1-D, one value per class, got shape "
+                f"{tuple(weight.shape)}"
+            )
+        if isinstance(ignore_index, bool):
+            raise TypeError("CrossEntropyLoss: ignore_index must be an int, got bool")
+        try:
+            ignore_index = operator.index(ignore_index)
+        except TypeError:
+            raise TypeError(
+                f"CrossEntropyLoss: ignore_index must be an int, got "
+                f"{type(ignore_index).__name__}"
+            ) from None
+        self.weight = weight
+        self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
@@ -458,6 +505,13 @@ class CrossEntropyLoss(Loss):
             )
         n, c = (int(s) for s in input.shape)
         eps = self.label_smoothing
+        ii = self.ignore_index
+        w = self.weight
+        if w is not None:
+            self._check_weight(xp, input, w, c)
+        dtype = input.dtype
+        # m: (N, 1) keep mask (None: no label can be ignored); r: row sums of T (None: 1).
+        m = r = None
         if target.ndim == 1 and target.shape[0] == n:
             labels = True
             if not _is_kind(xp, target.dtype, "integral"):
@@ -466,27 +520,76 @@ class CrossEntropyLoss(Loss):
                     f"{_backend.dtype_name(target.dtype)}. Hint: xpnet.asarray(y, dtype='int64')"
                     f" / y.astype(int), or pass (N, C) probability rows"
                 )
+            lo, hi = _int_range(xp, target.dtype)
             # A narrow label dtype (uint8) cannot hold C - 1 for many classes: compare
             # against int64 class ids then (integer promotion is standard).
-            narrow = _int_max(xp, target.dtype) < c - 1
+            narrow = hi < c - 1
+            # An ignore_index the label dtype cannot hold (-100 for uint8) matches nothing,
+            # and comparing with it is not portable: no mask at all then. Without
+            # validation the caller promises labels in [0, C) (fit checks them once), so an
+            # ignore_index outside [0, C) (the default -100) cannot occur either: skipping
+            # its mask keeps the training step as fast as without ignore_index (measured:
+            # the mask and its data-dependent mean cost ~7 us, 6% of a digits step).
+            in_range = 0 <= ii < c
+            can_ignore = lo <= ii <= hi and (in_range or self.validate)
             if self.validate:
-                ok = xp.all(target >= 0) if narrow else xp.all((target >= 0) & (target < c))
-                if not _to_host_bool(ok):
+                ok = target >= 0 if narrow else (target >= 0) & (target < c)
+                if can_ignore:
+                    ok = ok | (target == ii)
+                if not _to_host_bool(xp.all(ok)):
                     host = _backend.to_numpy(target)
+                    host = host[host != ii] if can_ignore else host
                     raise ValueError(
                         f"{who}: class labels must lie in [0, {c}) for {c} logits per row, got "
-                        f"values from {int(host.min())} to {int(host.max())}. Hint: labels are "
-                        f"0-based; the model's output width must be the number of classes"
+                        f"values from {int(host.min())} to {int(host.max())} (besides "
+                        f"ignore_index={ii}). Hint: labels are 0-based; the model's output "
+                        f"width must be the number of classes"
                     )
             classes = self._classes(xp, c, xp.int64 if narrow else target.dtype, _backend.device_of(input))
-            t = xp.astype(target[:, None] == classes, input.dtype)
+            # A label outside [0, C) (the default ignore_index -100) gives a zero row here.
+            t = xp.astype(target[:, None] == classes, dtype)
+            if can_ignore:
+                m = xp.astype(target != ii, dtype)[:, None]
+                if in_range:
+                    t = t * m
+            if w is None:
+                r = m
+                if eps:
+                    t = t * (1.0 - eps) + (eps / c if m is None else m * (eps / c))
+                d = n if m is None else xp.sum(m)
+            else:
+                t = t * w
+                wy = xp.sum(t, axis=1, keepdims=True)  # w[y_i], 0 where ignored
+                d = xp.sum(wy)
+                if eps:
+                    we = w * (eps / c)
+                    swe = xp.sum(we)  # Σ_c w_c ε/C: the smoothing mass of a kept row
+                    if m is None:
+                        t = t * (1.0 - eps) + we
+                        r = wy * (1.0 - eps) + swe
+                    else:
+                        t = t * (1.0 - eps) + m * we
+                        r = wy * (1.0 - eps) + m * swe
+                else:
+                    r = wy
         elif target.shape == input.shape:
             labels = False
-            t = target if target.dtype == input.dtype else xp.astype(target, input.dtype)
+            if ii >= 0:
+                raise ValueError(
+                    f"{who}: ignore_index={ii} applies to class-label targets only, but the "
+                    f"target holds probabilities {tuple(target.shape)}. Hint: leave "
+                    f"ignore_index at its default (-100), or pass labels of shape ({n},)"
+                )
+            t = target if target.dtype == dtype else xp.astype(target, dtype)
             if self.validate and not _to_host_bool(xp.all(t >= 0)):
                 raise ValueError(
                     f"{who}: probability targets must be non-negative (a NaN fails too)"
                 )
+            if eps:
+                t = t * (1.0 - eps) + eps / c
+            if w is not None:
+                t = t * w
+            d = n
         else:
             hint = ""
             if target.ndim == 2 and target.shape[-1] == 1 and target.shape[0] == n:
@@ -495,15 +598,50 @@ class CrossEntropyLoss(Loss):
                 f"{who}: target must be class labels of shape ({n},) or probabilities of shape "
                 f"{(n, c)}, got {tuple(target.shape)}.{hint}"
             )
-        if eps:
-            t = t * (1.0 - eps) + eps / c
+        if not labels:
+            r = xp.sum(t, axis=1, keepdims=True)
         z = input - xp.max(input, axis=1, keepdims=True)
         ez = xp.exp(z)
         s = xp.sum(ez, axis=1, keepdims=True)
         log_p = z - xp.log(s)
         p = ez / s
-        g = p - t if labels else p * xp.sum(t, axis=1, keepdims=True) - t
-        return self._reduce(-xp.sum(t * log_p), g, n, fresh=True)
+        g = p - t if r is None else p * r - t
+        total = -xp.sum(t * log_p)
+        if isinstance(d, int) or self.reduction == "sum":
+            return self._reduce(total, g, n, fresh=True)
+        # Mean over a data-dependent divisor, without a sync. All ignored (d = 0): torch
+        # gives a NaN loss and a zero gradient (g is all zero then); the where keeps NumPy
+        # from warning on 0/0. (d != 0, not d > 0: torch allows negative weights.)
+        pos = d != 0
+        d = xp.where(pos, d, 1.0)
+        inv = 1.0 / d  # as _reduce: the same bits as the unmasked path when d = N
+        if _backend.supports_inplace(g):
+            g *= inv
+        else:
+            g = g * inv
+        return xp.where(pos, total / d, math.nan)[...], g
+
+    def _check_weight(self, xp: Namespace, input: Array, w: Array, c: int) -> None:
+        """Free checks (no sync): the weight must match the input's backend, device, dtype."""
+        who = "CrossEntropyLoss"
+        _backend.namespace_of(input, w)  # TypeError naming both backends if mixed
+        if tuple(w.shape) != (c,):
+            raise ValueError(
+                f"{who}: weight must have shape ({c},), one value per class of the {c} "
+                f"logits per row, got {tuple(w.shape)}"
+            )
+        if w.dtype != input.dtype:
+            raise TypeError(
+                f"{who}: weight has dtype {_backend.dtype_name(w.dtype)} but the input is "
+                f"{_backend.dtype_name(input.dtype)}. Hint: create the weight with "
+                f"dtype={_backend.dtype_name(input.dtype)!r} (torch requires the same dtype too)"
+            )
+        di, dw = _backend.device_of(input), _backend.device_of(w)
+        if di != dw:
+            raise ValueError(
+                f"{who}: weight is on device {dw!r} but the input is on {di!r}. Hint: "
+                f"xpnet.asarray(weight, {_backend.backend_name(xp)!r}, device={di!r})"
+            )
 
     def _classes(self, xp: Namespace, c: int, dtype: Any, device: Any) -> Array:
         """``arange(c)`` of the labels' dtype on ``device``, kept for the next call."""
@@ -517,5 +655,11 @@ class CrossEntropyLoss(Loss):
 
     def extra_repr(self) -> str:
         base = super().extra_repr()
-        extra = [f"label_smoothing={self.label_smoothing}"] if self.label_smoothing else []
+        extra = []
+        if self.weight is not None:
+            extra.append(f"weight=<array {tuple(self.weight.shape)}>")
+        if self.ignore_index != -100:
+            extra.append(f"ignore_index={self.ignore_index}")
+        if self.label_smoothing:
+            extra.append(f"label_smoothing={self.label_smoothing}")
         return ", ".join(([base] if base else []) + extra)
