@@ -581,3 +581,12 @@ def test_fit_skips_the_input_gradient_and_counts_accuracy_exactly():
     assert hist.history["accuracy"] == [expected, expected]
     hits = int(np.sum(np.argmax(backend.to_numpy(model(Xb)), axis=1) == y))
     assert expected == hits / 45
+
+
+def test_fit_names_ignore_index_labels_instead_of_a_range_error():
+    model = xpnet.Sequential(xpnet.Linear(2, 3, generator=0, dtype="float64"))
+    X = np.zeros((4, 2))
+    y = np.array([0, 1, -100, 2])
+    opt = xpnet.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="ignore_index label -100; fit does not train on ignored samples"):
+        xpnet.fit(model, xpnet.CrossEntropyLoss(), opt, X, y, epochs=1, verbose=0)

@@ -251,6 +251,13 @@ def _validate_values(
     lo, hi = float(host[-2]), float(host[-1])
     if integral and kind == "ce":
         n_classes = out.shape[-1] if out.ndim >= 2 else 1
+        ignore = getattr(loss_fn, "ignore_index", None)
+        if lo < 0 and ignore is not None and lo == ignore:
+            raise ValueError(
+                f"{who}: {pre}y contains the ignore_index label {ignore}; fit does not train on "
+                f"ignored samples yet (its metrics would count them). Hint: drop them, "
+                f"X, y = X[y != {ignore}], y[y != {ignore}], or call the loss directly"
+            )
         if lo < 0 or hi >= n_classes:
             raise ValueError(
                 f"{who}: {pre}class labels must be in [0, {n_classes}) for a model with "
