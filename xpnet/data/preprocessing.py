@@ -232,10 +232,10 @@ class _Scaler:
         return self.fit(X).transform(X)
 
     def fit(self, X: Array) -> _Scaler:  # pragma: no cover - overridden
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement fit()")
 
     def transform(self, X: Array) -> Array:  # pragma: no cover - overridden
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement transform()")
 
     def state_dict(self) -> dict[str, Any]:
         """Fitted statistics as host NumPy arrays (for checkpoints)."""

@@ -263,7 +263,9 @@ class Optimizer:
         :meth:`_flat_gather_p` (weight decay), else None; an optimizer that scales ``p``
         itself (AdamW) does so in place and returns it. Returns ``p``.
         """
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} declares flat state keys but does not implement _flat_update()"
+        )
 
     def _flat_step(self, gi: int, group: dict[str, Any]) -> _FlatPlan | None:
         """Update the small parameters of group ``gi`` together; return the plan used.
