@@ -1,44 +1,18 @@
-"""Layers: ``Linear``, ``Sequential``, ``Identity``, ``Flatten``, ``Dropout``.
-
-Layouts and defaults are torch's, so weights copy across unchanged.
-"""
+"""``Linear`` and ``Identity``: torch's layout and initialization, so weights copy across unchanged."""
 
 from __future__ import annotations
 
-import math
 import numbers
-from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
-from . import _backend, init
-from .module import Module, Parameter
-from .random import resolve_generator
+from .. import _backend, init
+from ..module import Module
+from ..random import resolve_generator
+from ._util import _host_param, _like
 
-__all__ = ["Linear", "Sequential", "Identity", "Flatten", "Dropout"]
+__all__ = ["Linear", "Identity"]
 
 Array = Any
-
-
-def _host_param(values: Any, dtype: Any) -> Parameter:
-    # values: a float64 NumPy array from xpnet.init (host side, cast here)
-    name = "float32" if dtype is None else _backend.dtype_name(dtype)
-    if name not in ("float32", "float64", "float16"):
-        raise TypeError(f"parameters must be floating point, got dtype {dtype!r}")
-    return Parameter(values.astype(name))
-
-
-def _like(x: Array, w: Array) -> bool:
-    """True when ``x`` has ``w``'s array type, dtype and ``.device``: a few attribute reads.
-
-    This is the common case of a layer call; anything else (including arrays without a
-    ``.device`` attribute) goes through :func:`xpnet._backend.check_same_backend`, which
-    raises the error with the hint or accepts.
-    """
-    if type(x) is not type(w) or x.dtype != w.dtype:
-        return False
-    dev = getattr(w, "device", None)
-    return dev is not None and getattr(x, "device", None) == dev
 
 
 class Linear(Module):
@@ -202,153 +176,3 @@ class Identity(Module):
             raise self._missing_cache()
         self._cache = None
         return dy
-
-
-class Flatten(Module):
-    """Flatten dimensions ``start_dim..end_dim`` (torch defaults 1 and -1).
-
-    Shape
-    -----
-    Input ``(N, *dims)``, output ``(N, prod(dims))`` with the defaults.
-    """
-
-    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
-        super().__init__()
-        self.start_dim = start_dim
-        self.end_dim = end_dim
-        self._cache: tuple[int, ...] | None = None
-
-    def forward(self, x: Array) -> Array:
-        xp = _backend.namespace_of(x)
-        shape = tuple(x.shape)
-        nd = len(shape)
-        start = self.start_dim % nd if nd else 0
-        end = self.end_dim % nd if nd else 0
-        if nd == 0 or start > end:
-            raise ValueError(
-                f"Flatten: cannot flatten dims {self.start_dim}..{self.end_dim} of an input "
-                f"with shape {shape}"
-            )
-        new = shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :]
-        self._cache = shape if self.training else None
-        return xp.reshape(x, new)
-
-    def backward(self, dy: Array) -> Array:
-        shape = self._cache
-        if shape is None:
-            raise self._missing_cache()
-        self._cache = None
-        return _backend.namespace_of(dy).reshape(dy, shape)
-
-    def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
-
-
-class Dropout(Module):
-    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
-
-    The mask is drawn on the host from a NumPy generator and moved to the input's device,
-    so every backend drops the same units for the same seed. Identity in eval mode.
-
-    Notes
-    -----
-    Forward ``y = x ⊙ m / (1-p)``; backward ``dx = dy ⊙ m / (1-p)``.
-    """
-
-    def __init__(self, p: float = 0.5, *, generator: init.Generator = None) -> None:
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
-        self._generator = generator
-        self._cache: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        xp = _backend.namespace_of(x)
-        if not self.training or self.p == 0.0:
-            self._cache = None
-            return x
-        keep = resolve_generator(self._generator).random(tuple(x.shape)) >= self.p
-        scale = (keep / (1.0 - self.p)).astype(_backend.dtype_name(x.dtype))
-        mask = _backend.asarray(scale, xp, device=_backend.device_of(x))
-        self._cache = mask
-        return x * mask
-
-    def backward(self, dy: Array) -> Array:
-        if self.p == 0.0 and self.training:
-            return dy
-        mask = self._cache
-        if mask is None:
-            raise self._missing_cache()
-        self._cache = None
-        return dy * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-class Sequential(Module):
-    """Chain of modules: forward in order, backward in reverse.
-
-    ``Sequential(Linear(2, 3), Sigmoid(), Linear(3, 1))`` names its parameters
-    ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ... as torch does. An ``OrderedDict`` of
-    named modules is accepted too.
-    """
-
-    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            for name, m in modules[0].items():
-                self.add_module(name, m)
-        else:
-            for i, m in enumerate(modules):
-                self.add_module(str(i), m)
-        self._layers = tuple(self._modules.values())
-
-    def add_module(self, name: str, module: Module) -> None:
-        super().add_module(name, module)
-        object.__setattr__(self, "_layers", tuple(self._modules.values()))
-
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._layers)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._layers)
-
-    def __getitem__(self, idx: int | slice) -> Module:
-        if isinstance(idx, slice):
-            return Sequential(*self._layers[idx])
-        return self._layers[idx]
-
-    def forward(self, x: Array) -> Array:
-        for layer in self._layers:
-            x = layer.forward(x)
-        return x
-
-    def backward(self, dy: Array) -> Array:
-        for layer in reversed(self._layers):
-            dy = layer.backward(dy)
-        return dy
-
-    def backward_params(self, dy: Array) -> None:
-        """Backward for the parameter gradients only; ``dL/dx`` of the input is not computed.
-
-        The first module that has parameters gets ``backward_params`` (a
-        :class:`Linear` then skips ``dx = δ W``); the parameter-free modules before it
-        (``Flatten``, an input ``Dropout``) have nothing to learn from the gradient, so
-        their backward is not run and their stored forward pass is dropped.
-        """
-        layers = self._layers
-        k = 0
-        while k < len(layers) and not layers[k]._parameters and not layers[k]._modules:
-            k += 1
-        for layer in reversed(layers[k + 1 :]):
-            dy = layer.backward(dy)
-        if k < len(layers):
-            layers[k].backward_params(dy)
-        for layer in layers[:k]:
-            layer._clear_cache()

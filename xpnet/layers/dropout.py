@@ -1,0 +1,56 @@
+"""``Dropout``: inverted dropout with host-drawn masks (the same units on every backend)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _backend, init
+from ..module import Module
+from ..random import resolve_generator
+
+__all__ = ["Dropout"]
+
+Array = Any
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask is drawn on the host from a NumPy generator and moved to the input's device,
+    so every backend drops the same units for the same seed. Identity in eval mode.
+
+    Notes
+    -----
+    Forward ``y = x ⊙ m / (1-p)``; backward ``dx = dy ⊙ m / (1-p)``.
+    """
+
+    def __init__(self, p: float = 0.5, *, generator: init.Generator = None) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self._generator = generator
+        self._cache: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        xp = _backend.namespace_of(x)
+        if not self.training or self.p == 0.0:
+            self._cache = None
+            return x
+        keep = resolve_generator(self._generator).random(tuple(x.shape)) >= self.p
+        scale = (keep / (1.0 - self.p)).astype(_backend.dtype_name(x.dtype))
+        mask = _backend.asarray(scale, xp, device=_backend.device_of(x))
+        self._cache = mask
+        return x * mask
+
+    def backward(self, dy: Array) -> Array:
+        if self.p == 0.0 and self.training:
+            return dy
+        mask = self._cache
+        if mask is None:
+            raise self._missing_cache()
+        self._cache = None
+        return dy * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
