@@ -159,7 +159,7 @@ def test_backward_params_matches_backward(backend, lead):
     for k in g_full:
         np.testing.assert_allclose(g_fast[k], g_full[k], rtol=RTOL_F32, atol=ATOL_F32)
     # the stored passes are consumed: a second backward is protocol misuse
-    assert all(m.__dict__.get("_cache") is None for m in fast.modules())
+    assert all(not m._saved for m in fast.modules())
     with pytest.raises(RuntimeError, match="no stored forward"):
         fast.backward_params(dy)
 

@@ -81,7 +81,7 @@ def test_train_eval_modes_propagate_and_eval_stores_nothing(backend):
     net.eval()
     assert not any(m.training for m in net.modules())
     net(x)
-    assert all(m.__dict__.get("_cache") is None for m in net.modules())
+    assert all(not m._saved for m in net.modules())
     with pytest.raises(RuntimeError, match="eval mode"):
         net.backward(backend.asarray(np.ones((2, 3)), dtype="float64"))
     net.train()
@@ -193,3 +193,77 @@ def test_backward_with_a_dy_of_another_dtype_is_rejected_at_once():
     net(np.ones((2, 4), dtype=np.float32))
     with pytest.raises(TypeError, match=r"Linear.backward: dy has dtype float64 but the forward ran in float32"):
         net.backward(np.ones((2, 3)))
+
+
+# ------------------------------------------------------------------ re-entrant modules
+
+# Same numbers as torch, products summed in another order: ~1e-16 per op in float64.
+RTOL_REENTRANT = 1e-10
+
+
+def _shared_net():
+    lin = Linear(4, 4, generator=3)
+    return lin, Sequential(lin, xpnet.Tanh(), lin)  # one Linear applied twice
+
+
+def test_module_applied_twice_matches_torch(backend):
+    torch = pytest.importorskip("torch")
+    if not backend.supports_float64:
+        pytest.skip(f"{backend.name} has no float64")
+    lin, net = _shared_net()
+    rng = np.random.default_rng(0)
+    xh, dyh = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    tl = torch.nn.Linear(4, 4).double()
+    with torch.no_grad():
+        tl.weight.copy_(torch.from_numpy(lin.weight.data.astype("float64")))
+        tl.bias.copy_(torch.from_numpy(lin.bias.data.astype("float64")))
+    tx = torch.tensor(xh, requires_grad=True)
+    ty = tl(torch.tanh(tl(tx)))
+    ty.backward(torch.tensor(dyh))
+
+    backend.move(net, dtype="float64")
+    y = net(backend.asarray(xh, dtype="float64"))
+    dx = net.backward(backend.asarray(dyh, dtype="float64"))
+    backend.check(dx, dtype="float64", shape=(5, 4))
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    for ours, theirs in [(y, ty), (dx, tx.grad), (lin.weight.grad, tl.weight.grad),
+                         (lin.bias.grad, tl.bias.grad)]:
+        np.testing.assert_allclose(backend.to_numpy(ours), theirs.detach().numpy(),
+                                   rtol=RTOL_REENTRANT, atol=0.0)
+
+
+def test_module_applied_twice_passes_gradcheck(backend):
+    if not backend.supports_float64:
+        pytest.skip(f"{backend.name} has no float64")
+    _, net = _shared_net()
+    backend.move(net, dtype="float64")
+    x = backend.asarray(np.random.default_rng(1).standard_normal((3, 4)), dtype="float64")
+    res = xpnet.testing.gradcheck(net, x)
+    assert {"input", "0.weight", "0.bias"} <= set(res.max_abs_err)
+
+
+def test_saved_passes_are_last_in_first_out():
+    tanh = xpnet.Tanh()
+    a, b = np.full((2,), 0.5), np.full((2,), -2.0)
+    ya, yb = tanh(a), tanh(b)
+    ones = np.ones(2)
+    np.testing.assert_allclose(tanh.backward(ones), 1.0 - yb**2)  # newest first
+    np.testing.assert_allclose(tanh.backward(ones), 1.0 - ya**2)
+    with pytest.raises(RuntimeError, match="no stored forward pass"):
+        tanh.backward(ones)
+
+
+def test_saved_passes_are_bounded_with_a_clear_error():
+    tanh = xpnet.Tanh()
+    tanh.max_saved_passes = 3
+    x = np.zeros(2)
+    for _ in range(5):  # forwards without backward: memory stays bounded
+        tanh(x)
+    assert len(tanh._saved) == 3
+    for _ in range(3):
+        tanh.backward(np.ones(2))
+    with pytest.raises(RuntimeError, match="max_saved_passes=3 .* model.eval"):
+        tanh.backward(np.ones(2))
+    tanh.clear_saved()
+    with pytest.raises(RuntimeError, match=r"call forward\(\) \(in training mode\) once"):
+        tanh.backward(np.ones(2))

@@ -44,22 +44,6 @@ _namespace_of = _backend.namespace_of
 class _Activation(Module):
     """Parameter-free elementwise module: stores a forward pass, backward consumes it."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._cache: Any = None
-
-    def _store(self, value: Any) -> None:
-        # Plain attribute write: the cache is never a Parameter or Module, so the
-        # registration logic of Module.__setattr__ is not needed on this hot path.
-        self.__dict__["_cache"] = value if self.training else None
-
-    def _pop(self) -> Any:
-        cache = self.__dict__["_cache"]
-        if cache is None:
-            raise self._missing_cache()
-        self.__dict__["_cache"] = None
-        return cache
-
     def _check_dy(self, dy: Array, ref: Array) -> None:
         # Elementwise products would broadcast a mis-shaped dy silently: (N,) with (N, 1).
         if dy.shape != ref.shape:
@@ -84,11 +68,11 @@ class Sigmoid(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = F._sigmoid(x, xp=_namespace_of(x))
-        self._store(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array) -> Array:
-        y = self._pop()
+        y = self.pop_saved()
         self._check_dy(dy, y)
         return dy * y * (1.0 - y)
 
@@ -107,11 +91,11 @@ class Tanh(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = _namespace_of(x).tanh(x)
-        self._store(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array) -> Array:
-        y = self._pop()
+        y = self.pop_saved()
         self._check_dy(dy, y)
         return dy * (1.0 - y * y)
 
@@ -131,11 +115,11 @@ class ReLU(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = _namespace_of(x).maximum(x, 0.0)
-        self._store(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array) -> Array:
-        y = self._pop()
+        y = self.pop_saved()
         self._check_dy(dy, y)
         return dy * _namespace_of(dy).astype(y > 0, dy.dtype)
 
@@ -165,11 +149,11 @@ class LeakyReLU(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = F._leaky_relu(x, self.negative_slope, xp=_namespace_of(x))
-        self._store(x)
+        self.save_for_backward(x)
         return y
 
     def backward(self, dy: Array) -> Array:
-        x = self._pop()
+        x = self.pop_saved()
         self._check_dy(dy, x)
         return dy * F._leaky_relu_factor(x, self.negative_slope, xp=_namespace_of(dy))
 
@@ -201,11 +185,11 @@ class ELU(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = F._elu(x, self.alpha, xp=_namespace_of(x))
-        self._store(x)
+        self.save_for_backward(x)
         return y
 
     def backward(self, dy: Array) -> Array:
-        x = self._pop()
+        x = self.pop_saved()
         self._check_dy(dy, x)
         return dy * F._elu_factor(x, self.alpha, xp=_namespace_of(dy))
 
@@ -243,15 +227,15 @@ class GELU(_Activation):
         if self.approximate == "tanh":
             t = F._gelu_tanh_inner(x, xp=xp)
             y = (0.5 * x) * (1.0 + t)
-            self._store((x, t))
+            self.save_for_backward((x, t))
         else:
             cdf = F._norm_cdf(x, xp=xp)
             y = x * cdf
-            self._store((x, cdf))
+            self.save_for_backward((x, cdf))
         return y
 
     def backward(self, dy: Array) -> Array:
-        x, aux = self._pop()
+        x, aux = self.pop_saved()
         self._check_dy(dy, x)
         if self.approximate == "tanh":
             return F._gelu_tanh_backward(dy, x, aux)
@@ -275,11 +259,11 @@ class SiLU(_Activation):
 
     def forward(self, x: Array) -> Array:
         s = F._sigmoid(x, xp=_namespace_of(x))
-        self._store((x, s))
+        self.save_for_backward((x, s))
         return x * s
 
     def backward(self, dy: Array) -> Array:
-        x, s = self._pop()
+        x, s = self.pop_saved()
         self._check_dy(dy, x)
         return F._silu_backward(dy, x, s)
 
@@ -312,11 +296,11 @@ class Softplus(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = F._softplus(x, self.beta, self.threshold, xp=_namespace_of(x))
-        self._store(x)
+        self.save_for_backward(x)
         return y
 
     def backward(self, dy: Array) -> Array:
-        x = self._pop()
+        x = self.pop_saved()
         self._check_dy(dy, x)
         return F._softplus_backward(dy, x, self.beta, self.threshold, xp=_namespace_of(dy))
 
@@ -363,11 +347,11 @@ class Softmax(_Activation):
     def forward(self, x: Array) -> Array:
         F._check_dim(x, self.dim, type(self).__name__)
         y = F._softmax(x, self.dim, xp=_namespace_of(x))
-        self._store(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array) -> Array:
-        y = self._pop()
+        y = self.pop_saved()
         self._check_dy(dy, y)
         xp = _namespace_of(dy)
         return y * (dy - xp.sum(dy * y, axis=self.dim, keepdims=True))
@@ -400,11 +384,11 @@ class LogSoftmax(_Activation):
     def forward(self, x: Array) -> Array:
         F._check_dim(x, self.dim, type(self).__name__)
         y = F._log_softmax(x, self.dim, xp=_namespace_of(x))
-        self._store(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array) -> Array:
-        y = self._pop()
+        y = self.pop_saved()
         self._check_dy(dy, y)
         xp = _namespace_of(dy)
         return dy - xp.exp(y) * xp.sum(dy, axis=self.dim, keepdims=True)
@@ -430,11 +414,11 @@ class Heaviside(_Activation):
 
     def forward(self, x: Array) -> Array:
         y = F._heaviside(x, xp=_namespace_of(x))
-        self._store(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy: Array) -> Array:
-        self._check_dy(dy, self._pop())
+        self._check_dy(dy, self.pop_saved())
         return _namespace_of(dy).zeros_like(dy)
 
 

@@ -9,7 +9,7 @@ torch.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -94,10 +94,18 @@ class Module:
 
     training: bool
 
+    #: How many forward passes a module keeps for backward before dropping the oldest.
+    #: A module applied k times in one forward needs k; the bound keeps memory finite
+    #: when training-mode forwards are run without a backward (monitoring code that
+    #: forgot ``model.eval()``).
+    max_saved_passes: int = 64
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_saved", deque())
+        object.__setattr__(self, "_saved_dropped", False)
 
     # ------------------------------------------------------------------ registration
 
@@ -167,13 +175,58 @@ class Module:
     def __call__(self, x: Array) -> Array:
         return self.forward(x)
 
+    # ------------------------------------------------------------------ saved passes
+
+    def save_for_backward(self, ctx: Any) -> None:
+        """Keep ``ctx`` (what :meth:`backward` will need) for the matching backward.
+
+        Call it once per forward. In eval mode nothing is kept. Contexts form a
+        last-in-first-out stack per module, so a module applied twice in one forward
+        (tied weights, a block used twice, a siamese branch) gets its two backwards in
+        the reverse order, as the chain rule visits them.
+        """
+        if not self.training:
+            return
+        saved = self.__dict__["_saved"]
+        if len(saved) >= self.max_saved_passes:
+            saved.popleft()
+            self.__dict__["_saved_dropped"] = True
+        saved.append(ctx)
+
+    def pop_saved(self) -> Any:
+        """Return and forget the newest context kept by :meth:`save_for_backward`.
+
+        Raises
+        ------
+        RuntimeError
+            Nothing is stored: backward without a training-mode forward, or one backward
+            too many.
+        """
+        saved = self.__dict__["_saved"]
+        if not saved:
+            raise self._missing_cache()
+        return saved.pop()
+
+    def clear_saved(self) -> None:
+        """Forget every stored forward pass of this module (not of its children)."""
+        self.__dict__["_saved"].clear()
+        self.__dict__["_saved_dropped"] = False
+
     def _missing_cache(self) -> RuntimeError:
-        why = (
-            "the last forward ran in eval mode, which stores nothing for backward; call "
-            "model.train() first"
-            if not self.training
-            else "call forward() (in training mode) before each backward()"
-        )
+        if self.__dict__.get("_saved_dropped"):
+            why = (
+                f"more than max_saved_passes={self.max_saved_passes} training-mode forward "
+                "passes were stored without a backward, and the oldest were dropped; run "
+                "forward passes you will not backpropagate under model.eval(), or raise "
+                f"{type(self).__name__}.max_saved_passes for a module applied that many times"
+            )
+        elif not self.training:
+            why = (
+                "the last forward ran in eval mode, which stores nothing for backward; call "
+                "model.train() first"
+            )
+        else:
+            why = "call forward() (in training mode) once before each backward()"
         return RuntimeError(f"{type(self).__name__}.backward: no stored forward pass; {why}")
 
     # ------------------------------------------------------------------ traversal
@@ -232,17 +285,12 @@ class Module:
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
             if not mode:
-                m._clear_cache()
+                m.clear_saved()
         return self
 
     def eval(self) -> Module:
         """Evaluation mode: forward stores nothing, dropout is off."""
         return self.train(False)
-
-    def _clear_cache(self) -> None:
-        """Drop whatever forward stored for backward (overridden by layers that store)."""
-        if "_cache" in self.__dict__:
-            object.__setattr__(self, "_cache", None)
 
     def to(self, backend: str | Any | None = None, *, device: Any = None, dtype: Any = None) -> Module:
         """Move every parameter to a backend, device and/or dtype, in place; returns ``self``.
@@ -285,7 +333,7 @@ class Module:
             p.data = data
             p.grad = None
         for m in self.modules():
-            m._clear_cache()
+            m.clear_saved()
         return self
 
     def state_dict(self) -> OrderedDict[str, Array]:

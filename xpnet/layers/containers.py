@@ -66,7 +66,7 @@ class Sequential(Module):
         The first module that has parameters gets ``backward_params`` (a
         :class:`Linear` then skips ``dx = δ W``); the parameter-free modules before it
         (``Flatten``, an input ``Dropout``) have nothing to learn from the gradient, so
-        their backward is not run and their stored forward pass is dropped.
+        their backward is not run and the forward pass they stored is discarded.
         """
         layers = self._layers
         k = 0
@@ -77,4 +77,4 @@ class Sequential(Module):
         if k < len(layers):
             layers[k].backward_params(dy)
         for layer in layers[:k]:
-            layer._clear_cache()
+            layer.pop_saved()

@@ -30,27 +30,23 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = float(p)
         self._generator = generator
-        self._cache: Array | None = None
 
     def forward(self, x: Array) -> Array:
         xp = _backend.namespace_of(x)
-        if not self.training or self.p == 0.0:
-            self._cache = None
+        if not self.training:
+            return x
+        if self.p == 0.0:
+            self.save_for_backward(None)
             return x
         keep = resolve_generator(self._generator).random(tuple(x.shape)) >= self.p
         scale = (keep / (1.0 - self.p)).astype(_backend.dtype_name(x.dtype))
         mask = _backend.asarray(scale, xp, device=_backend.device_of(x))
-        self._cache = mask
+        self.save_for_backward(mask)
         return x * mask
 
     def backward(self, dy: Array) -> Array:
-        if self.p == 0.0 and self.training:
-            return dy
-        mask = self._cache
-        if mask is None:
-            raise self._missing_cache()
-        self._cache = None
-        return dy * mask
+        mask = self.pop_saved()
+        return dy if mask is None else dy * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -25,7 +25,6 @@ class Flatten(Module):
         super().__init__()
         self.start_dim = start_dim
         self.end_dim = end_dim
-        self._cache: tuple[int, ...] | None = None
 
     def forward(self, x: Array) -> Array:
         xp = _backend.namespace_of(x)
@@ -39,14 +38,11 @@ class Flatten(Module):
                 f"with shape {shape}"
             )
         new = shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :]
-        self._cache = shape if self.training else None
+        self.save_for_backward(shape)
         return xp.reshape(x, new)
 
     def backward(self, dy: Array) -> Array:
-        shape = self._cache
-        if shape is None:
-            raise self._missing_cache()
-        self._cache = None
+        shape = self.pop_saved()
         return _backend.namespace_of(dy).reshape(dy, shape)
 
     def extra_repr(self) -> str:

@@ -71,7 +71,6 @@ class Linear(Module):
             )
         else:
             self.register_parameter("bias", None)
-        self._cache: Array | None = None
 
     def forward(self, x: Array) -> Array:
         w = self.weight.data
@@ -86,8 +85,7 @@ class Linear(Module):
         bias = self.bias
         if bias is not None:
             y += bias.data  # y is our own fresh array: no temporary for the sum
-        # A plain write: Module.__setattr__'s registration logic is not needed here.
-        self.__dict__["_cache"] = x if self.training else None
+        self.save_for_backward(x)
         return y
 
     def backward(self, dy: Array) -> Array:
@@ -98,10 +96,7 @@ class Linear(Module):
         self._backward(dy, need_dx=False)
 
     def _backward(self, dy: Array, *, need_dx: bool) -> Array | None:
-        x = self.__dict__["_cache"]
-        if x is None:
-            raise self._missing_cache()
-        self.__dict__["_cache"] = None
+        x = self.pop_saved()
         if tuple(dy.shape) != (*x.shape[:-1], self.out_features):
             raise ValueError(
                 f"Linear.backward: expected dy of shape {(*x.shape[:-1], self.out_features)}, "
@@ -168,11 +163,9 @@ class Identity(Module):
 
     def forward(self, x: Array) -> Array:
         _backend.namespace_of(x)
-        self._cache = True if self.training else None
+        self.save_for_backward(None)
         return x
 
     def backward(self, dy: Array) -> Array:
-        if self.__dict__.get("_cache") is None:
-            raise self._missing_cache()
-        self._cache = None
+        self.pop_saved()
         return dy

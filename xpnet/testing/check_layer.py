@@ -68,8 +68,9 @@ _HINT_HOST_SYNC = (
     "(NaN, label ranges) to the entry points (fit, the data loader), which run them once"
 )
 _HINT_CACHE_EVAL = (
-    "in eval mode store nothing: self._cache = x if self.training else None, and raise "
-    "self._missing_cache() in backward when the cache is None"
+    "store what backward needs with self.save_for_backward(ctx), which keeps nothing in "
+    "eval mode, and read it back in backward with ctx = self.pop_saved(), which raises when "
+    "nothing is stored"
 )
 
 
@@ -550,7 +551,7 @@ def _check_one(
         _expect_runtime_error(
             r, "second backward", lambda: layer.backward(dy),
             "a second backward after one forward did not raise RuntimeError: the stored forward was reused",
-            "clear the stored forward in backward (self._cache = None) so a stale one is never reused",
+            "read the stored forward with self.pop_saved(), which consumes it, so a stale one is never reused",
         )
 
     # ---- agreement with the reference backend
@@ -576,8 +577,8 @@ def _check_one(
     _expect_runtime_error(
         r, "backward before forward", lambda: fresh.backward(dy),
         "backward before any forward did not raise RuntimeError",
-        "initialise self._cache = None in __init__ and raise self._missing_cache() (a RuntimeError) "
-        "in backward when it is None",
+        "read what forward stored with self.pop_saved(), which raises RuntimeError when nothing "
+        "is stored",
     )
 
     # ---- finite differences (float64 only)
