@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import _backend
+from xpnet import _backend, _loop
 from xpnet.activations import Tanh
 from xpnet.callbacks import Callback, History, host_state_dict
 from xpnet.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
@@ -537,7 +537,6 @@ def test_evaluate_and_predict_check_their_inputs(backend):
 
 
 def test_long_epochs_compact_the_step_log_without_changing_values(backend, monkeypatch):
-    from xpnet import training
 
     X, y = blobs(10, seed=8)
     Xb, yb = backend.asarray(X, dtype="float32"), backend.asarray(y)
@@ -549,7 +548,7 @@ def test_long_epochs_compact_the_step_log_without_changing_values(backend, monke
         return {k: v for k, v in h.history.items() if k != "time"}
 
     reference = run()
-    monkeypatch.setattr(training._StepLog, "_CHUNK", 3)  # 10 steps: chunks of 3, 3, 3 + 1
+    monkeypatch.setattr(_loop._StepLog, "_CHUNK", 3)  # 10 steps: chunks of 3, 3, 3 + 1
     assert run() == reference
 
 

@@ -28,14 +28,13 @@ See ``docs/training.md`` for the full semantics (resume, callbacks, metrics).
 from __future__ import annotations
 
 import functools
-import math
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from . import _backend
+from ._loop import EpochRunner, _LossValidation, _modes, _restore_modes, evaluate_pass
 from .callbacks import (
     Callback,
     History,
@@ -107,45 +106,6 @@ class _Counted:
 
     def __call__(self, output: Array, target: Array) -> Array:
         return self.count_fn(output, target)
-
-
-def _metric_value(fn: Any, row: np.ndarray, sizes: np.ndarray, total: int) -> float:
-    """Epoch / dataset value of a metric from its per-batch host values."""
-    if getattr(fn, "counted", False):
-        # Counts are whole numbers, exact in the float32 log below 2**24 per batch.
-        return float(np.sum(row)) / total
-    return float(np.dot(row, sizes) / total)
-
-
-# --------------------------------------------------------------------------- mode handling
-
-
-def _modes(model: Module) -> list[tuple[Module, bool]]:
-    return [(m, m.training) for m in model.modules()]
-
-
-def _restore_modes(saved: list[tuple[Module, bool]]) -> None:
-    # Per module, so a model with a frozen (eval-mode) submodule comes back exactly as it was.
-    # Going back to training mode needs no cache clearing, so the flag alone is restored.
-    for m, flag in saved:
-        object.__setattr__(m, "training", flag)
-
-
-class _LossValidation:
-    """Context: turn off the loss's own per-call value checks (they sync) and restore them."""
-
-    def __init__(self, loss_fn: Any) -> None:
-        self.loss_fn = loss_fn
-        self.had = hasattr(loss_fn, "validate")
-        self.old = getattr(loss_fn, "validate", None)
-
-    def __enter__(self) -> None:
-        if self.had:
-            self.loss_fn.validate = False
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.had:
-            self.loss_fn.validate = self.old
 
 
 # --------------------------------------------------------------------------- validation
@@ -295,155 +255,6 @@ def _check_int(value: Any, name: str, *, minimum: int, who: str = "fit") -> int:
     return int(value)
 
 
-def _current_lr(optimizer: Any) -> float | None:
-    groups = getattr(optimizer, "param_groups", None)
-    if not groups:
-        return None
-    lr = groups[0].get("lr")
-    return None if lr is None else float(lr)
-
-
-def _reduce(loss_fn: Any, values: np.ndarray, sizes: np.ndarray, total: int) -> float:
-    """Dataset loss from batch losses: what the loss would give on all samples at once.
-
-    A "mean" loss averages per batch, so batches are weighted by their size; a "sum" loss
-    is summed.
-    """
-    if getattr(loss_fn, "reduction", "mean") == "sum":
-        return float(np.sum(values))
-    return float(np.dot(values, sizes) / total)
-
-
-def _stack_host(xp: Any, rows: list[list[Any]]) -> np.ndarray:
-    """Bring lists of 0-d device arrays to the host in a single transfer: (len(rows), S)."""
-    # A common floating dtype: integer counts (exact accuracies) are whole numbers that a
-    # float dtype holds exactly, while casting a float metric to int would truncate it.
-    vals = [v for row in rows for v in row]
-    dt = next((v.dtype for v in vals if xp.isdtype(v.dtype, "real floating")), vals[0].dtype)
-    flat = [v if v.dtype == dt else xp.astype(v, dt) for row in rows for v in row]
-    host = _backend.to_numpy(xp.stack(flat)).astype(np.float64)
-    return host.reshape(len(rows), -1)
-
-
-def _exact_int_limit(xp: Any, dtype: Any) -> float:
-    """Largest n such that every integer in [0, n] is exact in floating ``dtype``."""
-    return 2.0 / float(xp.finfo(dtype).eps)
-
-
-def _totals_host(xp: Any, totals: Sequence[Any]) -> list[np.ndarray]:
-    """Running device totals (0-d integer arrays, or None) as 1-element float64 host rows."""
-    if not totals:
-        return []
-    if any(t is None for t in totals):  # an epoch without steps
-        return [np.zeros(1) for _ in totals]
-    vals = list(totals)
-    dt = vals[0].dtype
-    vals = [v if v.dtype == dt else xp.astype(v, dt) for v in vals]
-    host = _backend.to_numpy(xp.stack(vals)).astype(np.float64)
-    return [host[k : k + 1] for k in range(len(vals))]
-
-
-class _StepLog:
-    """Per-step 0-d device values (loss, metrics) of one epoch, kept on the device.
-
-    Values are appended as they come (no sync). Every ``_CHUNK`` steps the pending 0-d
-    arrays are stacked into one 1-D device array, so a long epoch (batch size 1 on
-    MNIST is 60 000 steps) holds a few hundred arrays instead of one per step.
-    :meth:`host` copies a range of steps of every row to the host in one transfer.
-    """
-
-    _CHUNK = 1024
-
-    def __init__(self, xp: Any, rows: int) -> None:
-        self.xp = xp
-        self.rows = rows
-        self.dtype: Any = None
-        self.chunks: list[list[Any]] = [[] for _ in range(rows)]  # 1-D arrays
-        self.pending: list[list[Any]] = [[] for _ in range(rows)]  # 0-d arrays
-        self.count = 0
-
-    def append(self, values: Sequence[Any]) -> None:
-        if self.dtype is None:
-            self.dtype = values[0].dtype
-        for r, v in enumerate(values):
-            self.pending[r].append(v if v.dtype == self.dtype else self.xp.astype(v, self.dtype))
-        self.count += 1
-        if len(self.pending[0]) >= self._CHUNK:
-            for r in range(self.rows):
-                self.chunks[r].append(self.xp.stack(self.pending[r]))
-                self.pending[r] = []
-
-    def host(self, start: int = 0, extra: Sequence[Any] = ()) -> np.ndarray:
-        """Steps ``start ..`` of every row as a float64 host array ``(rows, steps)``; one sync.
-
-        ``extra`` 0-d arrays (the counted metrics' epoch totals) travel in the same
-        transfer when they are exact in the log's dtype; they come back as one more
-        column-less tail: ``(table, extra_values)`` is returned then.
-        """
-        xp = self.xp
-        per_row = []
-        for r in range(self.rows):
-            parts = list(self.chunks[r])
-            if self.pending[r]:
-                parts.append(xp.stack(self.pending[r]))
-            row = parts[0] if len(parts) == 1 else xp.concat(parts)
-            per_row.append(row[start:] if start else row)
-        both = per_row[0] if self.rows == 1 else xp.reshape(xp.stack(per_row), (-1,))
-        if extra:
-            tail = xp.stack([v if v.dtype == self.dtype else xp.astype(v, self.dtype) for v in extra])
-            both = xp.concat([both, tail])
-        flat = _backend.to_numpy(both).astype(np.float64)
-        if extra:
-            k = len(extra)
-            return flat[:-k].reshape(self.rows, -1), flat[-k:]
-        return flat.reshape(self.rows, -1)
-
-
-def _evaluate_core(
-    model: Module,
-    loss_fn: Any,
-    X: Any,
-    y: Any,
-    *,
-    xp: Any,
-    batch_size: int,
-    metric_fns: Sequence[tuple[str, Callable[[Array, Array], Array]]],
-) -> dict[str, float]:
-    """Eval-mode pass over (X, y) in order; one host sync at the end."""
-    n = int(X.shape[0])
-    saved = _modes(model)
-    losses: list[Any] = []
-    mvals: list[list[Any]] = [[] for _ in metric_fns]
-    sizes: list[int] = []
-    try:
-        model.eval()
-        with _LossValidation(loss_fn):
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                xb, yb = X[start:stop, ...], y[start:stop, ...]
-                out = model(xb)
-                if loss_fn is not None:
-                    losses.append(loss_fn(out, yb)[0])
-                for j, (_, fn) in enumerate(metric_fns):
-                    mvals[j].append(fn(out, yb))
-                sizes.append(stop - start)
-    finally:
-        _restore_modes(saved)
-    rows = ([losses] if loss_fn is not None else []) + mvals
-    result: dict[str, float] = {}
-    if not rows:
-        return result
-    host = _stack_host(xp, rows)
-    w = np.asarray(sizes, dtype=np.float64)
-    i = 0
-    if loss_fn is not None:
-        result["loss"] = _reduce(loss_fn, host[0], w, n)
-        i = 1
-    for j, (name, fn) in enumerate(metric_fns):
-        result[name] = _metric_value(fn, host[i + j], w, n)
-    return result
-
-
 # --------------------------------------------------------------------------- public API
 
 
@@ -486,7 +297,7 @@ def evaluate(
     batch_size = _check_int(batch_size, "batch_size", minimum=1, who=who)
     xp = _validate_dataset(model, loss_fn, X, y, who=who, what="", values=validate_data)
     metric_fns = _resolve_metrics(metrics, loss_fn)
-    return _evaluate_core(model, loss_fn, X, y, xp=xp, batch_size=batch_size, metric_fns=metric_fns)
+    return evaluate_pass(model, loss_fn, X, y, xp=xp, batch_size=batch_size, metric_fns=metric_fns)
 
 
 def predict(model: Module, X: Array, *, batch_size: int = 256) -> Array:
@@ -624,13 +435,48 @@ def fit(
     epoch's loss (size-weighted mean of the batch losses), metrics, the largest batch
     loss and, on divergence, the first non-finite step are computed.
     """
-    who = "fit"
     epochs = _check_int(epochs, "epochs", minimum=0)
     initial_epoch = _check_int(initial_epoch, "initial_epoch", minimum=0)
     batch_size = _check_int(batch_size, "batch_size", minimum=1)
     validation_batch_size = _check_int(validation_batch_size, "validation_batch_size", minimum=1)
     if log_every is not None:
         log_every = _check_int(log_every, "log_every", minimum=1)
+    callbacks = _check_fit_objects(model, optimizer, callbacks)
+    mode = resolve_mode(verbose)
+    xp, validation_data = _check_fit_data(model, loss_fn, X, y, validation_data, validate_data)
+    metric_fns = _resolve_metrics(metrics, loss_fn)
+    loader, gen = _train_loader(X, y, batch_size, shuffle, drop_last, generator, initial_epoch)
+
+    history = History()
+    all_cbs = _arrange_callbacks(callbacks, nan_guard=nan_guard, scheduler=scheduler, history=history)
+    state = TrainState(epoch=initial_epoch, global_step=initial_epoch * len(loader),
+                       scheduler=scheduler, generator=gen, loss_fn=loss_fn)
+    params = {
+        "epochs": epochs,
+        "initial_epoch": initial_epoch,
+        "steps": len(loader),
+        "batch_size": batch_size,
+        "samples": int(X.shape[0]),
+        "do_validation": validation_data is not None,
+        "metrics": [name for name, _ in metric_fns],
+        "shuffle": bool(shuffle),
+    }
+    for cb in all_cbs:
+        cb.set_context(model=model, optimizer=optimizer, params=params, state=state)
+    progress = ProgressReporter(mode, epochs=epochs, steps=len(loader))
+    runner = EpochRunner(
+        model, loss_fn, optimizer, loader, xp=xp, metric_fns=metric_fns, callbacks=all_cbs,
+        state=state, progress=progress, log_every=log_every, validation=validation_data,
+        validation_batch_size=validation_batch_size,
+    )
+    return _train(runner, history, range(initial_epoch, epochs))
+
+
+# --------------------------------------------------------------------------- fit's phases
+
+
+def _check_fit_objects(model: Any, optimizer: Any, callbacks: Iterable[Any]) -> list[Callback]:
+    """Type checks of what fit was given besides the data; returns the callbacks as a list."""
     if not isinstance(model, Module):
         raise TypeError(f"fit: model must be an xpnet.Module, got {type(model).__name__}")
     if not callable(getattr(optimizer, "step", None)):
@@ -641,20 +487,33 @@ def fit(
             raise TypeError(
                 f"fit: callbacks must be xpnet.callbacks.Callback instances, got {type(cb).__name__}"
             )
-    mode = resolve_mode(verbose)
+    return callbacks
 
-    xp = _validate_dataset(model, loss_fn, X, y, who=who, what="training", values=validate_data)
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError(
-                f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}"
-            )
-        Xv, yv = validation_data
-        _validate_dataset(model, loss_fn, Xv, yv, who=who, what="validation", values=validate_data)
-        if _backend.namespace_of(Xv) is not xp or _backend.device_of(Xv) != _backend.device_of(X):
-            raise ValueError("fit: validation_data must be on the training data's backend and device")
-    metric_fns = _resolve_metrics(metrics, loss_fn)
 
+def _check_fit_data(
+    model: Module, loss_fn: Any, X: Any, y: Any, validation_data: Any, values: bool
+) -> tuple[Any, tuple[Any, Any] | None]:
+    """Validate the training and validation data; returns ``(xp, validation pair or None)``."""
+    who = "fit"
+    xp = _validate_dataset(model, loss_fn, X, y, who=who, what="training", values=values)
+    if validation_data is None:
+        return xp, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValueError(
+            f"fit: validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}"
+        )
+    Xv, yv = validation_data
+    _validate_dataset(model, loss_fn, Xv, yv, who=who, what="validation", values=values)
+    if _backend.namespace_of(Xv) is not xp or _backend.device_of(Xv) != _backend.device_of(X):
+        raise ValueError("fit: validation_data must be on the training data's backend and device")
+    return xp, (Xv, yv)
+
+
+def _train_loader(
+    X: Any, y: Any, batch_size: int, shuffle: bool, drop_last: bool, generator: Any,
+    initial_epoch: int,
+) -> tuple[Any, np.random.Generator | None]:
+    """The epoch's batches: a seeded host-side order, fast-forwarded when resuming from a seed."""
     from .data import DataLoader  # lazy: data sits above training in the dependency graph
 
     n = int(X.shape[0])
@@ -665,158 +524,52 @@ def fit(
             # A seed names the whole run: skip the orders of the epochs already done.
             for _ in range(initial_epoch):
                 gen.permutation(n)
-    # The data's values were checked above (or the caller opted out): no second sync.
+    # The data's values were checked by fit (or the caller opted out): no second sync.
     loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                         generator=gen, validate=False)
-    steps = len(loader)
-    if steps == 0:
+    if len(loader) == 0:
         raise ValueError(
             f"fit: drop_last=True with batch_size={batch_size} > {n} samples leaves no batch"
         )
+    return loader, gen
 
-    # Order at epoch end: NaNGuard first, so no other callback (a checkpoint) sees bad
-    # weights; then the scheduler, so a checkpoint saves the state the next epoch starts
-    # from; then the user's callbacks; the History last, to record what they added.
+
+def _arrange_callbacks(
+    callbacks: list[Callback], *, nan_guard: bool, scheduler: Any, history: History
+) -> list[Callback]:
+    """Every callback in the order fit calls them at an epoch's end.
+
+    NaNGuard first, so no other callback (a checkpoint) sees bad weights; then the
+    scheduler, so a checkpoint saves the state the next epoch starts from; then the user's
+    callbacks; the History last, to record what they added.
+    """
     guards = [cb for cb in callbacks if isinstance(cb, NaNGuard)]
     others = [cb for cb in callbacks if not isinstance(cb, NaNGuard)]
     if nan_guard and not guards:
         guards = [NaNGuard()]
     sched_cbs = [] if scheduler is None else [LRSchedulerCallback(scheduler)]
-    history = History()
-    all_cbs: list[Callback] = [*guards, *sched_cbs, *others, history]
+    return [*guards, *sched_cbs, *others, history]
 
-    state = TrainState(
-        epoch=initial_epoch,
-        global_step=initial_epoch * steps,
-        scheduler=scheduler,
-        generator=gen,
-        loss_fn=loss_fn,
-    )
-    params = {
-        "epochs": epochs,
-        "initial_epoch": initial_epoch,
-        "steps": steps,
-        "batch_size": batch_size,
-        "samples": n,
-        "do_validation": validation_data is not None,
-        "metrics": [name for name, _ in metric_fns],
-        "shuffle": bool(shuffle),
-    }
-    for cb in all_cbs:
-        cb.set_context(model=model, optimizer=optimizer, params=params, state=state)
 
-    def hooks(name: str) -> list[Callable[..., None]]:
-        base = getattr(Callback, name)
-        return [getattr(cb, name) for cb in all_cbs if getattr(type(cb), name) is not base]
-
-    batch_begin, batch_end = hooks("on_batch_begin"), hooks("on_batch_end")
-    progress = ProgressReporter(mode, epochs=epochs, steps=steps)
-    per_batch = bool(batch_begin or batch_end)
-    live = mode != "silent"  # the per-step progress call does nothing when silent
-    counted = [(name, fn) for name, fn in metric_fns if getattr(fn, "counted", False)]
-    plain = [(name, fn) for name, fn in metric_fns if not getattr(fn, "counted", False)]
-    counted_index = {name: k for k, (name, _) in enumerate(counted)}
-    plain_index = {name: k for k, (name, _) in enumerate(plain)}
-    saved_modes = _modes(model)
+def _train(runner: EpochRunner, history: History, epochs: range) -> History:
+    """The epoch loop: run epochs until the last one or until a callback stops training."""
+    all_cbs, state, progress = runner.callbacks, runner.state, runner.progress
+    saved_modes = _modes(runner.model)
     logs: dict[str, Any] = {}
-
     try:
-        with _LossValidation(loss_fn):
+        with _LossValidation(runner.loss_fn):
             for cb in all_cbs:
                 cb.on_train_begin({})
-            for epoch in range(initial_epoch, epochs):
-                state.epoch = epoch
-                state.batch_losses = None
-                for cb in all_cbs:
-                    cb.on_epoch_begin(epoch, {})
-                progress.epoch_begin(epoch)
-                lr = _current_lr(optimizer)
-                t0 = time.perf_counter()
-                steplog = _StepLog(xp, 1 + len(plain))
-                # Counted metrics (accuracy): one running integer total per epoch on the
-                # device, one addition per step, instead of a per-step value to log.
-                totals: list[Any] = [None] * len(counted)
-                sizes: list[int] = []
-                logged = 0
-                stop = False
-                model.train()
-                for step, (xb, yb) in enumerate(loader):
-                    if per_batch:
-                        for h in batch_begin:
-                            h(step, {})
-                        model.train()  # a batch hook may have switched modes
-                    out = model(xb)
-                    loss, dy = loss_fn(out, yb)
-                    # Metrics read the output before backward, which may reuse buffers.
-                    for k, (_, fn) in enumerate(counted):
-                        c = fn(out, yb)
-                        totals[k] = c if totals[k] is None else totals[k] + c
-                    steplog.append([loss, *[fn(out, yb) for _, fn in plain]] if plain else (loss,))
-                    model.zero_grad()
-                    # dL/d(input) is never used here: backward_params skips computing it.
-                    model.backward_params(dy)
-                    optimizer.step()
-                    sizes.append(xb.shape[0])
-                    if log_every is not None and (step + 1) % log_every == 0:
-                        done = step + 1
-                        part = steplog.host(logged)[0]
-                        w_part = np.asarray(sizes[logged:done], dtype=np.float64)
-                        progress.step(done, _reduce(loss_fn, part, w_part, int(w_part.sum())))
-                        logged = done
-                    elif live:
-                        progress.step(step + 1)
-                    if per_batch:
-                        state.global_step += 1  # hooks may read it
-                    if batch_end:
-                        blogs = {"loss": loss, "size": sizes[-1]}
-                        for h in batch_end:
-                            h(step, blogs)
-                        if any(cb.stop_training for cb in all_cbs):
-                            stop = True
-                            break
-                if not per_batch:
-                    state.global_step += len(sizes)
-
-                # The epoch's sync: every step's loss (and per-batch metric) values in one
-                # transfer, the counted metrics' totals in another.
-                w = np.asarray(sizes, dtype=np.float64)
-                seen = int(w.sum())
-                if totals and sizes and seen <= _exact_int_limit(xp, steplog.dtype):
-                    # Counts up to the log dtype's exact-integer limit (2**24 for float32)
-                    # share the losses' transfer.
-                    host, tail = steplog.host(extra=totals)
-                    counts = [tail[k : k + 1] for k in range(len(totals))]
-                else:
-                    host = steplog.host()
-                    counts = _totals_host(xp, totals)
-                state.batch_losses = host[0]
-                logs = {"loss": _reduce(loss_fn, host[0], w, seen)}
-                for name, fn in metric_fns:
-                    if name in counted_index:
-                        logs[name] = _metric_value(fn, counts[counted_index[name]], w, seen)
-                    else:
-                        logs[name] = _metric_value(fn, host[1 + plain_index[name]], w, seen)
-                logs["max_batch_loss"] = float(np.max(host[0]))
-                if validation_data is not None:
-                    if math.isfinite(logs["loss"]):
-                        val = _evaluate_core(
-                            model, loss_fn, Xv, yv, xp=xp, batch_size=validation_batch_size,
-                            metric_fns=metric_fns,
-                        )
-                    else:  # diverged: the weights are garbage, do not spend a pass on them
-                        val = {"loss": math.nan, **{name: math.nan for name, _ in metric_fns}}
-                    logs.update({f"val_{k}": v for k, v in val.items()})
-                logs["lr"] = lr
-                logs["time"] = time.perf_counter() - t0
-                progress.epoch_end(epoch, logs)
-                for cb in all_cbs:
-                    cb.on_epoch_end(epoch, logs)
+            for epoch in epochs:
+                logs, stopped = runner.run_epoch(epoch)
                 stoppers = [cb for cb in all_cbs if cb.stop_training]
-                if stop or stoppers:
+                if stopped or stoppers:
                     reason = type(stoppers[0]).__name__ if stoppers else "a callback"
                     state.stop_reason = history.stop_reason = reason
                     history.stopped_epoch = epoch
-                    progress.message(f"epoch {epoch + 1}/{epochs}: training stopped by {reason}")
+                    progress.message(
+                        f"epoch {epoch + 1}/{progress.epochs}: training stopped by {reason}"
+                    )
                     break
             for cb in all_cbs:
                 cb.on_train_end(dict(logs))
