@@ -1,0 +1,499 @@
+"""``xpnet train``: the command's phases, its per-dataset defaults and its checkpoints.
+
+``run(args)`` goes through the phases in order, each a short function: check the
+outputs can be written, settle the configuration (command line, checkpoint, defaults),
+load and split the data, build the model and optimizer, resume, train with
+:func:`xpnet.fit`, then evaluate once and report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._cli_common import (
+    _PATH_DATASETS,
+    _VOLATILE,
+    DEFAULT_LR,
+    CLIError,
+    _apply_scaler,
+    _check_finite,
+    _dataset_fields,
+    _evaluate,
+    _fit_scaler,
+    _history_dict,
+    _infer_task,
+    _load_source,
+    _load_test_split,
+    _make_loss,
+    _out,
+    _prepare_labels,
+    _read_meta,
+    _resolve_backend,
+    _split,
+    _to_backend,
+    _usable_dtype,
+    _UsageError,
+    _write_json,
+    make_optimizer,
+)
+
+__all__ = ["run", "DATASET_DEFAULTS", "SCHEDULERS", "ACTIVATIONS"]
+
+SCHEDULERS = ("none", "cosine", "step")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "silu", "softplus", "identity")
+
+# Defaults that train each built-in dataset well in seconds on a laptop CPU. Anything a
+# user passes on the command line wins. ``lr`` applies to the dataset's own optimizer;
+# another --optimizer without --lr uses DEFAULT_LR.
+_GATE = dict(hidden=(8,), activation="tanh", optimizer="adam", lr=0.05, batch_size=4,
+             epochs=200, test_size=0.0)
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Measured: 97.8-98.6% test accuracy over split/init seeds 0-4, ~1.5 s on one CPU core.
+    "digits": dict(hidden=(256,), activation="relu", optimizer="adam", lr=2e-3, batch_size=32,
+                   epochs=20),
+    "iris": dict(hidden=(16,), activation="tanh", optimizer="adam", lr=0.01, batch_size=16,
+                 epochs=100),
+    "breast_cancer": dict(hidden=(32,), activation="relu", optimizer="adam", lr=1e-3,
+                          batch_size=32, epochs=40),
+    "spirals": dict(hidden=(64, 64), activation="relu", optimizer="adam", lr=0.01, batch_size=32,
+                    epochs=100),
+    "moons": dict(hidden=(16,), activation="relu", optimizer="adam", lr=0.01, batch_size=32,
+                  epochs=100),
+    "linear": dict(hidden=(), activation="relu", optimizer="adam", lr=0.05, batch_size=32,
+                   epochs=50),
+    "sine": dict(hidden=(32,), activation="tanh", optimizer="adam", lr=0.01, batch_size=32,
+                 epochs=300),
+    "mnist": dict(hidden=(128,), activation="relu", optimizer="adam", lr=1e-3, batch_size=64,
+                  epochs=10),
+    "fashion_mnist": dict(hidden=(256,), activation="relu", optimizer="adam", lr=1e-3,
+                          batch_size=64, epochs=15),
+    **{gate: dict(_GATE) for gate in ("xor", "and", "or", "nand", "nor")},
+}
+_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classification": dict(hidden=(64,), activation="relu", optimizer="adam", lr=1e-3,
+                           batch_size=32, epochs=20),
+    "regression": dict(hidden=(64,), activation="tanh", optimizer="adam", lr=1e-3, batch_size=32,
+                       epochs=100),
+}
+_COMMON = dict(test_size=0.2, seed=0, weight_decay=0.0, scheduler="none", init="torch",
+               dtype="float32", standardize=True)
+
+# Options whose value a checkpoint fixes: resuming with a different one would not continue
+# the same run, so it is an error (the others, such as --backend, may change).
+_RESUME_FIXED = ("dataset", "data", "hidden", "activation", "init", "optimizer", "lr",
+                 "weight_decay", "batch_size", "seed", "test_size", "dtype", "scheduler",
+                 "standardize", "task")
+_CLI_FORMAT = 1
+
+
+#: Image formats --plot accepts (those matplotlib's Agg canvas writes; checked up front).
+_PLOT_FALLBACK_FORMATS = ("png", "pdf", "svg")
+
+
+def _check_plot_path(path: str) -> None:
+    """Fail before training when --plot names a format matplotlib cannot write."""
+    from .plotting import pyplot
+
+    pyplot()  # ImportError with the install hint when matplotlib is missing
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        formats = tuple(sorted(FigureCanvasAgg.get_supported_filetypes()))
+    except Exception:  # noqa: BLE001 - an unusual matplotlib build: the formats every one has
+        formats = _PLOT_FALLBACK_FORMATS
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in formats:
+        shown = f"'.{ext}'" if ext else "no extension"
+        raise _UsageError(
+            f"argument --plot: {path!r} has {shown}; expected an image file name ending in "
+            f".png, .pdf or .svg (matplotlib also writes "
+            f"{', '.join('.' + f for f in formats if f not in _PLOT_FALLBACK_FORMATS)})"
+        )
+
+
+def _make_scheduler(name: str, optimizer: Any, epochs: int) -> Any:
+    if name in (None, "none"):
+        return None
+    from .optim import lr_scheduler
+
+    if name == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)
+    raise CLIError(f"unknown scheduler {name!r}; expected one of {', '.join(SCHEDULERS)}")
+
+
+def _train_config(args: argparse.Namespace, hp: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge command line, checkpoint hyperparameters and per-dataset defaults."""
+    explicit = {k: getattr(args, k) for k in _RESUME_FIXED if getattr(args, k, None) is not None}
+    if hp is not None:
+        for key, value in explicit.items():
+            theirs = hp.get(key)
+            mine = list(value) if isinstance(value, tuple) else value
+            theirs = list(theirs) if isinstance(theirs, tuple) else theirs
+            if mine != theirs:
+                flag = "--" + key.replace("_", "-") if key not in ("dataset",) else "DATASET"
+                raise CLIError(
+                    f"--resume: {flag} {value!r} differs from the checkpoint's {theirs!r}; "
+                    f"leave it out to continue the saved run"
+                )
+        cfg = {k: hp.get(k) for k in _RESUME_FIXED}
+        cfg["hidden"] = tuple(cfg["hidden"] or ())
+        cfg["epochs"] = args.epochs if args.epochs is not None else int(hp.get("epochs", 1))
+        return cfg
+    if args.data is not None and args.dataset is not None and args.dataset not in _PATH_DATASETS:
+        raise _UsageError("give either a DATASET name or --data PATH, not both "
+                          "(see 'xpnet train --help')")
+    dataset = args.dataset if args.dataset is not None else (None if args.data else "digits")
+    cfg: dict[str, Any] = {"dataset": dataset, "data": args.data}
+    return {**cfg, **{k: v for k, v in explicit.items() if k not in cfg}, "epochs": args.epochs}
+
+
+def _fill_defaults(cfg: dict[str, Any], task: str) -> dict[str, Any]:
+    base = dict(_COMMON)
+    name = cfg.get("dataset")
+    base.update(_TASK_DEFAULTS[task])
+    if name in DATASET_DEFAULTS:
+        base.update(DATASET_DEFAULTS[name])
+    out = {**base, **{k: v for k, v in cfg.items() if v is not None},
+           "dataset": cfg.get("dataset"), "data": cfg.get("data")}
+    if cfg.get("lr") is None and out["optimizer"] != base["optimizer"]:
+        out["lr"] = DEFAULT_LR[out["optimizer"]]
+    out["task"] = task
+    out["hidden"] = tuple(out["hidden"])
+    return out
+
+
+@dataclass
+class _Data:
+    """The train and test arrays of a run, on the host, after checks, split and scaling."""
+
+    name: str  # the dataset's name or the file's base name
+    where: str  # what error messages call the data
+    task: str
+    n_features: int
+    n_out: int
+    Xtr: np.ndarray
+    ytr: np.ndarray
+    Xte: np.ndarray
+    yte: np.ndarray
+    has_test: bool
+    t10k: bool  # the test set is an MNIST directory's official t10k files
+
+
+@dataclass
+class _Run:
+    """What the train phases build and hand on: config, data, model and its training state."""
+
+    cfg: dict[str, Any]
+    hp: dict[str, Any]  # what the checkpoint records
+    data: _Data
+    xp: Any
+    dev: Any
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    loss_fn: Any = None
+    generator: Any = None
+    start_epoch: int = 0
+    stop: int = 0
+    prior: dict[str, list[float]] | None = None
+    test_arrays: tuple[Any, Any] | None = None  # the test set on the device, for the report
+
+
+def run(args: argparse.Namespace) -> int:
+    """``xpnet train``: every phase in order; returns the exit status."""
+    t0 = time.perf_counter()
+    _check_outputs(args)
+    xp, dev = _resolve_backend(args.backend, args.device)
+    ck = _read_meta(args.resume) if args.resume else None
+    hp_in = dict(ck.hparams) if ck is not None else None
+    cfg, data = _load_data(args, _train_config(args, hp_in), hp_in, xp, dev)
+    r = _Run(cfg=cfg, hp=_hparams(cfg, data, hp_in), data=data, xp=xp, dev=dev)
+    _build(r)
+    _resume(args, r, ck)
+    _announce(args, r)
+    save_cb = (_save_every_epoch(args.save, r.model, r.optimizer, r.scheduler, r.generator,
+                                 r.hp, r.prior) if args.save else None)
+    history = _train(args, r, save_cb)
+    return _report(args, r, history, save_cb, t0)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Fail before training, not after it, when an output cannot be written."""
+    for flag, target in (("--save", args.save), ("--plot", args.plot),
+                         ("--metrics-json", args.metrics_json)):
+        if target is not None:
+            parent = os.path.dirname(os.path.abspath(target))
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(f"{flag}: directory {parent!r} does not exist")
+    if args.plot is not None:
+        _check_plot_path(args.plot)
+    if args.stop_after is not None and args.epochs is not None and args.stop_after > args.epochs:
+        raise _UsageError(
+            f"argument --stop-after: {args.stop_after} is after the last epoch (--epochs "
+            f"{args.epochs}); pass a value <= {args.epochs}, or raise --epochs"
+        )
+
+
+def _load_data(
+    args: argparse.Namespace, cfg: dict[str, Any], hp_in: dict[str, Any] | None, xp: Any, dev: Any
+) -> tuple[dict[str, Any], _Data]:
+    """Load, check and split the data; completes ``cfg`` with the task's defaults."""
+    ds = _load_source(cfg["dataset"], cfg["data"], cfg.get("task"))
+    test_ds = _load_test_split(cfg["dataset"], cfg["data"])
+    X, y, ds_task, num_classes = _dataset_fields(ds)
+    where = cfg["data"] or cfg["dataset"]
+    if y is None:
+        raise CLIError(f"{where}: the data has no labels or targets; training needs them")
+    if len(X) != len(y):
+        raise CLIError(f"{where}: {len(X)} samples but {len(y)} labels")
+    if len(X) < 2:
+        raise CLIError(f"{where}: need at least 2 samples, got {len(X)}")
+    _check_finite(X, where)
+    task = cfg.get("task") or _infer_task(y, ds_task)
+    cfg = _fill_defaults(cfg, task)
+    if args.stop_after is not None and args.stop_after > cfg["epochs"]:
+        raise _UsageError(
+            f"argument --stop-after: {args.stop_after} is after the last epoch ({cfg['epochs']}"
+            f"{'' if args.epochs is not None else ', the default --epochs for ' + str(where)}); "
+            f"pass a value <= {cfg['epochs']}, or raise --epochs"
+        )
+    cfg["dtype"] = _usable_dtype(xp, dev, cfg["dtype"])
+    y, n_out = _prepare_labels(y, task, num_classes, where)
+    if test_ds is not None:
+        # The official t10k files are the test set: no part of the training files is held out.
+        Xte, yte_raw, _, _ = _dataset_fields(test_ds)
+        twhere = f"{where} (t10k)"
+        if Xte.shape[1] != X.shape[1]:
+            raise CLIError(f"{twhere}: the test images have {Xte.shape[1]} pixels but the "
+                           f"training images {X.shape[1]}")
+        _check_finite(Xte, twhere)
+        yte, n_te = _prepare_labels(yte_raw, task, num_classes, twhere)
+        n_out = max(n_out, n_te)
+        Xtr, ytr = X, y
+    else:
+        Xtr, Xte, ytr, yte = _split(X, y, cfg["test_size"], cfg["seed"],
+                                    stratify=task == "classification")
+    if hp_in is not None:
+        n_out = int(hp_in["model"]["sizes"][-1])
+    name = cfg["dataset"] or os.path.basename(cfg["data"])
+    data = _Data(name=name, where=str(where), task=task, n_features=int(X.shape[1]), n_out=n_out,
+                 Xtr=Xtr, ytr=ytr, Xte=Xte, yte=yte,
+                 has_test=test_ds is not None or cfg["test_size"] > 0, t10k=test_ds is not None)
+    return cfg, data
+
+
+def _hparams(cfg: dict[str, Any], data: _Data, hp_in: dict[str, Any] | None) -> dict[str, Any]:
+    """What the checkpoint records: the fixed options, the scaler and the model description."""
+    from .models import mlp_config
+
+    if cfg["standardize"]:
+        if hp_in is not None:
+            mean, scale = hp_in["scaler_mean"], hp_in["scaler_scale"]
+        else:
+            mean, scale = _fit_scaler(data.Xtr)
+    else:
+        mean = scale = None
+    return {
+        "xpnet_cli": _CLI_FORMAT,
+        **{k: cfg[k] for k in _RESUME_FIXED},
+        "hidden": list(cfg["hidden"]),
+        "epochs": cfg["epochs"],
+        "n_features": data.n_features,
+        "test_split": "t10k" if data.t10k else None,
+        "num_classes": data.n_out if data.task == "classification" else None,
+        "scaler_mean": mean,
+        "scaler_scale": scale,
+        "model": mlp_config([data.n_features, *cfg["hidden"], data.n_out], cfg["activation"],
+                           dtype=cfg["dtype"], init=cfg["init"]),
+    }
+
+
+def _build(r: _Run) -> None:
+    """Model, optimizer, scheduler and loss, with the run's one generator."""
+    from .models import mlp
+
+    cfg = r.cfg
+    # One generator for the initial weights and then the shuffling: its state after N
+    # epochs is what a checkpoint records, so a resumed run draws the same batches.
+    r.generator = np.random.default_rng(cfg["seed"])
+    r.model = mlp(r.hp["model"]["sizes"], cfg["activation"], dtype=cfg["dtype"],
+                  generator=r.generator, init=cfg["init"])
+    r.model.to(r.xp, device=r.dev)
+    r.optimizer = make_optimizer(cfg["optimizer"], r.model.parameters(), cfg["lr"],
+                                 cfg["weight_decay"])
+    r.scheduler = _make_scheduler(cfg["scheduler"], r.optimizer, cfg["epochs"])
+    r.loss_fn = _make_loss(r.data.task)
+
+
+def _resume(args: argparse.Namespace, r: _Run, ck: Any) -> None:
+    """Load the checkpoint's weights, optimizer, scheduler, RNG and history when resuming."""
+    r.start_epoch, r.prior = 0, {}
+    if ck is not None:
+        from .checkpoint import load_checkpoint
+        from .random import set_rng_state
+
+        ck = load_checkpoint(args.resume, r.model, r.optimizer, r.scheduler)
+        r.start_epoch = int(ck.epoch)
+        if ck.rng_state is None:
+            raise CLIError(f"{args.resume}: the checkpoint has no RNG state to resume from")
+        set_rng_state(ck.rng_state, r.generator)
+        r.prior = _history_dict((getattr(ck, "extra", None) or {}).get("history") or {})
+        if r.cfg["epochs"] < r.start_epoch:
+            raise CLIError(
+                f"--resume: the checkpoint is already at epoch {r.start_epoch}; --epochs is the "
+                f"total, so pass a value >= {r.start_epoch}"
+            )
+        if args.stop_after is not None and args.stop_after <= r.start_epoch:
+            raise CLIError(
+                f"--stop-after {args.stop_after}: the checkpoint is already at epoch "
+                f"{r.start_epoch}; pass a value > {r.start_epoch}"
+            )
+    epochs = r.cfg["epochs"]
+    r.stop = epochs if args.stop_after is None else min(args.stop_after, epochs)
+
+
+def _announce(args: argparse.Namespace, r: _Run) -> None:
+    """The run's header lines: data, backend, model and optimizer."""
+    from . import _backend
+
+    cfg, d = r.cfg, r.data
+    _out(args, f"xpnet: {d.name} ({d.task}, {len(d.Xtr)} train / {len(d.Xte) if d.has_test else 0} "
+               f"test samples, {d.n_features} features) on {_backend.backend_name(r.xp)}:{r.dev}, "
+               f"{cfg['dtype']}")
+    if d.t10k:
+        _out(args, f"xpnet: test set: the official t10k files in {cfg['data']} "
+                   f"(--test-size does not apply)")
+    _out(args, f"xpnet: mlp {'-'.join(str(s) for s in r.hp['model']['sizes'])} {cfg['activation']}, "
+               f"{cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, "
+               f"epochs {r.start_epoch + 1}..{r.stop} of {cfg['epochs']}, seed {cfg['seed']}")
+
+
+def _device_arrays(r: _Run) -> tuple[Any, Any, Any, Any]:
+    """Scaled train and test arrays on the run's backend, device and dtype."""
+    d, dtype = r.data, r.cfg["dtype"]
+    Xtr = _to_backend(_apply_scaler(d.Xtr, r.hp), r.xp, r.dev, dtype)
+    Xte = _to_backend(_apply_scaler(d.Xte, r.hp), r.xp, r.dev, dtype)
+    ydt = None if d.task == "classification" else dtype
+    return Xtr, _to_backend(d.ytr, r.xp, r.dev, ydt), Xte, _to_backend(d.yte, r.xp, r.dev, ydt)
+
+
+def _train(args: argparse.Namespace, r: _Run, save_cb: Any) -> dict[str, list[float | None]]:
+    """Run :func:`xpnet.fit` for the remaining epochs; the whole history, prior epochs first."""
+    history_now: dict[str, list[float]] = {}
+    Xtr_b, ytr_b, Xte_b, yte_b = _device_arrays(r)
+    r.test_arrays = (Xte_b, yte_b)
+    if r.stop > r.start_epoch:
+        from .training import fit
+
+        hist = fit(
+            r.model, r.loss_fn, r.optimizer, Xtr_b, ytr_b,
+            epochs=r.stop,
+            batch_size=r.cfg["batch_size"],
+            validation_data=(Xte_b, yte_b) if r.data.has_test else None,
+            metrics=("accuracy",) if r.data.task == "classification" else (),
+            callbacks=(save_cb,) if save_cb is not None else (),
+            scheduler=r.scheduler,
+            shuffle=True,
+            generator=r.generator,
+            verbose=0 if args.quiet else 1,
+            initial_epoch=r.start_epoch,
+        )
+        history_now = _history_dict(hist)
+    prior = r.prior or {}
+    n_prior = len(next(iter(prior.values()), []))
+    n_now = len(next(iter(history_now.values()), []))
+    return {k: prior.get(k, [None] * n_prior) + history_now.get(k, [None] * n_now)
+            for k in [*prior, *(k for k in history_now if k not in prior)]}
+
+
+def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | None]],
+            save_cb: Any, t0: float) -> int:
+    """Evaluate once on the test set; write the metrics file and plot; print the result."""
+    from . import _backend
+
+    d = r.data
+    Xte_b, yte_b = r.test_arrays
+    test = _evaluate(r.model, r.loss_fn, Xte_b, yte_b, d.task, 256)
+    train_loss = history["loss"][-1] if history.get("loss") else None
+    seconds = time.perf_counter() - t0
+    result = {
+        "dataset": d.name,
+        "task": d.task,
+        "backend": _backend.backend_name(r.xp),
+        "device": str(r.dev),
+        "dtype": r.cfg["dtype"],
+        "epochs": max(r.stop, r.start_epoch),
+        "test_loss": test.get("loss"),
+        "test_accuracy": test.get("accuracy") if d.task == "classification" else None,
+        "train_loss": train_loss,
+        "seconds": seconds,
+        "test_on_train": not d.has_test,
+        "test_split": r.hp["test_split"],
+    }
+    if save_cb is not None and r.stop <= r.start_epoch:
+        save_cb.save(r.start_epoch, history)  # nothing trained: still write the requested file
+    if args.metrics_json:
+        _write_json(args.metrics_json, {**result, "history": history})
+    if args.plot:
+        from .plotting import plot_training
+
+        two_d = d.n_features == 2
+        plot_training(history, args.plot, model=r.model,
+                      X=_apply_scaler(d.Xte, r.hp) if two_d else None, y=d.yte if two_d else None)
+        _out(args, f"xpnet: wrote {args.plot}")
+    what = "test" if d.has_test else "train"
+    if d.task == "classification":
+        print(f"{what} accuracy: {100 * test['accuracy']:.2f}% (loss {test['loss']:.4f}) after "
+              f"{result['epochs']} epochs in {seconds:.1f} s")
+    else:
+        print(f"{what} loss (MSE): {test['loss']:.6g} after {result['epochs']} epochs in "
+              f"{seconds:.1f} s")
+    return 0
+
+
+def _save_every_epoch(path: str, model: Any, optimizer: Any, scheduler: Any, g: Any,
+                      hp: dict[str, Any], prior: dict[str, list[float]]) -> Any:
+    """A fit callback that writes the checkpoint (atomically) at the end of every epoch."""
+    from .callbacks import Callback
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"--save: directory {parent!r} does not exist")
+
+    class SaveEachEpoch(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.history: dict[str, list[float]] = {k: list(v) for k, v in prior.items()}
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            n = len(next(iter(self.history.values()), []))
+            for k, v in (logs or {}).items():
+                if k in _VOLATILE or isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                self.history.setdefault(k, [None] * n).append(float(v))
+            for values in self.history.values():
+                if len(values) < n + 1:
+                    values.append(None)
+            step = self.state.global_step if self.state is not None else 0
+            self.save(epoch + 1, self.history, step)
+
+        def save(self, epoch: int, history: dict[str, list[float | None]], step: int = 0) -> None:
+            from .checkpoint import save_checkpoint
+            from .random import get_rng_state
+
+            # ModelCheckpoint minus templating, plus the whole history (in `extra`),
+            # so curves and --metrics-json of a resumed run cover every epoch.
+            save_checkpoint(path, model, optimizer, scheduler=scheduler, epoch=epoch,
+                            step=step, rng_state=get_rng_state(g), hparams=hp,
+                            metrics={k: v[-1] for k, v in history.items() if v},
+                            extra={"history": history})
+
+    return SaveEachEpoch()
