@@ -827,3 +827,67 @@ def test_minimal_hand_written_checkpoint_loads(tmp_path):
     ck = load_checkpoint(path, layer)
     np.testing.assert_array_equal(_backend.to_numpy(layer.weight.data), w)
     assert ck.optimizer_state is None and ck.hparams == {}
+
+
+# ----------------------------------------------------------------------------- buffers
+
+
+class _WithBuffers(xpnet.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = xpnet.Linear(3, 2, generator=0)
+        self.register_buffer("running", np.array([0.5, -2.0], dtype=np.float32))
+        self.register_buffer("count", np.array(7, dtype=np.int64))
+
+
+def test_buffers_round_trip_across_backends(backend, tmp_path):
+    src = _other(backend).move(_WithBuffers())
+    src.running = _other(backend).asarray(np.array([1.25, 3.0]), dtype="float32")
+    src.count = _other(backend).asarray(np.array(11, dtype=np.int64))
+    path = save_checkpoint(tmp_path / "b.npz", src)
+    ck = load_checkpoint(path)
+    assert ck.meta["model"]["buffers"] == ["running", "count"]
+    assert list(ck.model_state) == ["running", "count", "lin.weight", "lin.bias"]
+    dst = backend.move(_WithBuffers())
+    dst.lin.weight.data = backend.asarray(np.zeros((2, 3)), dtype="float32")
+    load_checkpoint(path, dst)
+    backend.check(dst.running, dtype="float32", shape=(2,))
+    backend.check(dst.count, dtype="int64", shape=())
+    np.testing.assert_array_equal(backend.to_numpy(dst.running), [1.25, 3.0])
+    assert int(backend.to_numpy(dst.count)) == 11
+    np.testing.assert_array_equal(backend.to_numpy(dst.lin.weight.data), _backend.to_numpy(src.lin.weight.data))
+
+
+def test_checkpoint_without_buffer_list_still_loads(tmp_path):
+    # Files written before buffers existed have no meta["model"]["buffers"].
+    lin = xpnet.Linear(3, 2, generator=1)
+    path = save_checkpoint(tmp_path / "old.npz", lin)
+    with np.load(path, allow_pickle=False) as z:
+        entries = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(entries[META_KEY]).decode())
+    del meta["model"]["buffers"]
+    entries[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **entries)
+    other = xpnet.Linear(3, 2, generator=2)
+    load_checkpoint(path, other)
+    np.testing.assert_array_equal(other.weight.data, lin.weight.data)
+
+
+def test_buffer_mismatch_is_reported_and_a_failed_load_restores_buffers(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "b.npz", _WithBuffers())
+    plain = _WithBuffers()
+    del plain.running, plain.count
+    with pytest.raises(CheckpointError, match=r"unexpected in the checkpoint: \['running', 'count'\]"):
+        load_checkpoint(path, plain)
+    m = _WithBuffers()
+    m.running = np.array([9.0, 9.0], dtype=np.float32)
+    before = m.running
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(xpnet.optim.SGD, "load_state_dict", boom)
+    opt_path = save_checkpoint(tmp_path / "o.npz", _WithBuffers(), SGD(_WithBuffers().parameters(), lr=0.1))
+    with pytest.raises(CheckpointError, match="Nothing was loaded"):
+        load_checkpoint(opt_path, m, SGD(m.parameters(), lr=0.1))
+    assert m.running is before

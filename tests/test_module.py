@@ -267,3 +267,130 @@ def test_saved_passes_are_bounded_with_a_clear_error():
     tanh.clear_saved()
     with pytest.raises(RuntimeError, match=r"call forward\(\) \(in training mode\) once"):
         tanh.backward(np.ones(2))
+
+
+# ------------------------------------------------------------------ buffers
+
+
+class _Stats(Module):
+    """A Linear plus two buffers: a float running mean and an int64 counter."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = Linear(3, 2, generator=0)
+        self.register_buffer("mean", np.arange(2, dtype=np.float32))
+        self.register_buffer("count", np.array(5, dtype=np.int64))
+        self.register_buffer("scratch", np.ones(2, dtype=np.float32), persistent=False)
+        self.register_buffer("absent", None)
+
+
+def test_buffers_are_listed_in_state_dict_but_never_as_parameters():
+    m = Sequential(_Stats())
+    assert [n for n, _ in m.named_buffers()] == ["0.mean", "0.count", "0.scratch"]
+    assert len(list(m.buffers())) == 3
+    assert [n for n, _ in m.named_parameters()] == ["0.lin.weight", "0.lin.bias"]
+    # torch's order: module by module (pre-order), parameters then persistent buffers.
+    assert list(m.state_dict()) == ["0.mean", "0.count", "0.lin.weight", "0.lin.bias"]
+
+
+def test_buffer_state_dict_names_match_torch():
+    torch = pytest.importorskip("torch")
+    m = Sequential(_Stats())
+
+    class T(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+            self.register_buffer("mean", torch.zeros(2))
+            self.register_buffer("count", torch.tensor(5))
+            self.register_buffer("scratch", torch.ones(2), persistent=False)
+            self.register_buffer("absent", None)
+
+    assert list(m.state_dict()) == list(torch.nn.Sequential(T()).state_dict())
+
+
+def test_optimizer_never_sees_buffers():
+    m = _Stats()
+    opt = xpnet.optim.Adam(m.parameters(), lr=0.1)
+    m.lin.zero_grad()
+    m.lin(np.ones((4, 3), dtype=np.float32))
+    m.lin.backward(np.ones((4, 2), dtype=np.float32))
+    opt.step()
+    m.zero_grad()
+    np.testing.assert_array_equal(m.mean, [0.0, 1.0])
+    assert int(m.count) == 5
+    assert all(p.data is not m.mean for p in opt.param_groups[0]["params"])
+
+
+def test_rebinding_a_buffer_keeps_it_registered():
+    m = _Stats()
+    m.mean = np.full(2, 7.0, dtype=np.float32)
+    np.testing.assert_array_equal(m.state_dict()["mean"], [7.0, 7.0])
+    m.absent = np.zeros(1, dtype=np.float32)  # a None buffer becomes present
+    assert "absent" in m.state_dict()
+    with pytest.raises(TypeError, match="buffer 'mean'"):
+        m.mean = [1.0, 2.0]
+    del m.mean
+    assert "mean" not in m.state_dict() and "mean" not in dict(m.named_buffers())
+
+
+def test_register_buffer_errors():
+    m = _Stats()
+    with pytest.raises(KeyError, match="already exists"):
+        m.register_buffer("lin", np.zeros(1))
+    with pytest.raises(KeyError, match="no '.'"):
+        m.register_buffer("a.b", np.zeros(1))
+    with pytest.raises(TypeError, match="array or None"):
+        m.register_buffer("x", [1.0])
+    with pytest.raises(TypeError, match="must be a str"):
+        m.register_buffer(3, np.zeros(1))
+    m.register_buffer("mean", np.zeros(2, dtype=np.float32))  # re-registering a buffer is fine
+
+
+def test_to_moves_buffers_and_casts_only_floating_ones(backend):
+    m = _Stats()
+    backend.move(m, dtype="float64")
+    backend.check(m.mean, dtype="float64", shape=(2,))
+    backend.check(m.scratch, dtype="float64", shape=(2,))
+    backend.check(m.count, dtype="int64", shape=())
+    assert dict(m.named_buffers())["mean"] is m.mean
+    np.testing.assert_array_equal(backend.to_numpy(m.mean), [0.0, 1.0])
+    assert m.absent is None
+    m.to("numpy", dtype="float32")
+    assert isinstance(m.mean, np.ndarray) and m.mean.dtype == np.float32 and m.count.dtype == np.int64
+
+
+def test_load_state_dict_restores_buffers_across_backends(backend):
+    src = _Stats()
+    src.mean = np.array([3.0, -1.0], dtype=np.float32)
+    src.count = np.array(9, dtype=np.int64)
+    dst = backend.move(_Stats())
+    dst.load_state_dict(src.state_dict())
+    backend.check(dst.mean, dtype="float32")
+    backend.check(dst.count, dtype="int64")
+    np.testing.assert_array_equal(backend.to_numpy(dst.mean), [3.0, -1.0])
+    assert int(backend.to_numpy(dst.count)) == 9
+    # the loaded buffer is a copy: updating it in place leaves the source alone
+    if backend.name == "numpy":
+        dst.mean += 1.0
+        np.testing.assert_array_equal(src.mean, [3.0, -1.0])
+    # an integer buffer accepts any integer dtype (torch writes int64, others may not)
+    sd = dict(src.state_dict(), count=np.array(4, dtype=np.int32))
+    dst.load_state_dict(sd)
+    backend.check(dst.count, dtype="int64")
+
+
+def test_load_state_dict_checks_buffers_and_changes_nothing_on_failure():
+    m = _Stats()
+    sd = OrderedDict(m.state_dict())
+    missing = OrderedDict((k, v) for k, v in sd.items() if k != "count")
+    with pytest.raises(KeyError, match="count"):
+        m.load_state_dict(missing)
+    bad = OrderedDict(sd, mean=np.zeros(3, dtype=np.float32), **{"lin.bias": np.full(2, 5.0, np.float32)})
+    with pytest.raises(ValueError, match="shape mismatch for 'mean'"):
+        m.load_state_dict(bad)
+    assert not np.any(m.lin.bias.data == 5.0)
+    with pytest.raises(TypeError, match="dtype mismatch for 'mean'"):
+        m.load_state_dict(OrderedDict(sd, mean=np.zeros(2, dtype=np.float64)))
+    m.load_state_dict(missing, strict=False)
+    assert int(m.count) == 5

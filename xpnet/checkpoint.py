@@ -85,7 +85,8 @@ class Checkpoint:
         The decoded ``__meta__`` JSON (format, versions, creation time, source backend,
         array table, digest, ...).
     model_state
-        Parameter name -> :class:`numpy.ndarray`, in the model's order.
+        State-dict name -> :class:`numpy.ndarray`, in the model's order: the parameters
+        and the buffers (``meta["model"]["buffers"]`` names the buffers).
     optimizer_state
         The optimizer's ``state_dict()`` in torch's layout (``{"state": {int: {...}},
         "param_groups": [...]}``) with NumPy arrays, or ``None``.
@@ -457,6 +458,8 @@ def save_checkpoint(
 
     arrays: dict[str, np.ndarray] = {}
     model_sd = _check_state_dict(model.state_dict(), who, "model")
+    named_buffers = getattr(model, "named_buffers", None)
+    buffer_names = set() if named_buffers is None else {n for n, _ in named_buffers()}
     for name, value in model_sd.items():
         arrays[f"model/{name}"] = _to_host(value, key=name, who=who)
     metrics_host = {}
@@ -476,7 +479,13 @@ def save_checkpoint(
         "source": _source_of(model),
         "epoch": int(epoch),
         "step": int(step),
-        "model": {"class": type(model).__name__, "params": list(model_sd.keys())},
+        "model": {
+            "class": type(model).__name__,
+            "params": list(model_sd.keys()),
+            # Which of those entries are buffers (non-trainable state such as BatchNorm's
+            # running statistics); absent in checkpoints written before buffers existed.
+            "buffers": [n for n in model_sd if n in buffer_names],
+        },
         "optimizer": None if optimizer is None else _optimizer_meta(optimizer, model, arrays, who),
         "scheduler": None,
         "rng_state": None if rng_state is None else _encode(dict(rng_state), "rng", arrays, who),
@@ -654,7 +663,8 @@ def _decode_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.nd
 
 
 def _check_model(path: Path, ckpt: Checkpoint, model: Any, strict: bool) -> None:
-    own = dict(model.named_parameters())
+    # Everything the model's state_dict holds: parameters and persistent buffers.
+    own = dict(model.state_dict())
     saved = ckpt.model_state
     missing = [n for n in own if n not in saved]
     unexpected = [n for n in saved if n not in own]
@@ -666,7 +676,9 @@ def _check_model(path: Path, ckpt: Checkpoint, model: Any, strict: bool) -> None
         p = own[n]
         if tuple(a.shape) != tuple(p.shape):
             shapes.append(f"{n}: checkpoint {tuple(a.shape)}, model {tuple(p.shape)}")
-        elif _backend.dtype_name(a.dtype) != _backend.dtype_name(p.dtype):
+        elif _backend.dtype_name(a.dtype) != _backend.dtype_name(p.dtype) and not (
+            a.dtype.kind in "iu" and _backend.dtype_name(p.dtype).startswith(("int", "uint"))
+        ):  # an integer buffer (num_batches_tracked) accepts any integer dtype
             dtypes[n] = f"{n}: checkpoint {a.dtype.name}, model {_backend.dtype_name(p.dtype)}"
     problems = []
     if strict and missing:
@@ -761,6 +773,14 @@ def _check_scheduler(path: Path, ckpt: Checkpoint, scheduler: Any) -> None:
         )
 
 
+def _buffer_values(model: Any) -> list[tuple[Any, str, Any]]:
+    """Every (module, attribute, array) buffer slot, to undo a failed load."""
+    modules = getattr(model, "modules", None)
+    if modules is None:
+        return []
+    return [(m, name, value) for m in modules() for name, value in getattr(m, "_buffers", {}).items()]
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: Any = None,
@@ -838,6 +858,7 @@ def load_checkpoint(
 
     # Loaders may still refuse (their own checks); undo what was already applied then.
     params_before = [] if model is None else [(p, p.data, p.grad) for p in model.parameters()]
+    buffers_before = [] if model is None else _buffer_values(model)
     opt_before = None if optimizer is None else optimizer.state_dict()
     sched_before = None if scheduler is None else scheduler.state_dict()
     stage = "model"
@@ -857,6 +878,8 @@ def load_checkpoint(
     except Exception as exc:
         for p, data, grad in params_before:
             p.data, p.grad = data, grad
+        for owner, name, value in buffers_before:
+            setattr(owner, name, value)
         if opt_before is not None and stage == "scheduler":
             optimizer.load_state_dict(opt_before)
         if sched_before is not None and stage == "scheduler":

@@ -103,6 +103,8 @@ class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_saved", deque())
         object.__setattr__(self, "_saved_dropped", False)
@@ -115,12 +117,22 @@ class Module:
             raise RuntimeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
+        buffers = self.__dict__["_buffers"]
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
+            self._drop_buffer(name)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
+            self._drop_buffer(name)
             self._modules[name] = value
+        elif name in buffers:
+            # Rebinding a buffer (an immutable backend's update, load_state_dict) keeps it one.
+            if value is not None and not _backend.is_array(value):
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to buffer {name!r}; expected an array or None"
+                )
+            buffers[name] = value
         else:
             if name in params:
                 if value is not None:
@@ -135,7 +147,12 @@ class Module:
     def __delattr__(self, name: str) -> None:
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._drop_buffer(name)
         object.__delattr__(self, name)
+
+    def _drop_buffer(self, name: str) -> None:
+        self.__dict__["_buffers"].pop(name, None)
+        self.__dict__["_non_persistent"].discard(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` under ``name`` (``None`` registers nothing, like a missing bias)."""
@@ -143,6 +160,54 @@ class Module:
             object.__setattr__(self, name, None)
         else:
             setattr(self, name, param)
+
+    def register_buffer(self, name: str, tensor: Array | None, persistent: bool = True) -> None:
+        """Register ``tensor`` as non-trainable state under ``name`` (torch's buffers).
+
+        A buffer (BatchNorm's running statistics) is read and rebound as an ordinary
+        attribute, ``self.running_mean``. It is part of :meth:`state_dict` (unless
+        ``persistent=False``) and therefore of checkpoints, is moved by :meth:`to`
+        (floating-point buffers are also cast by ``to(dtype=...)``; integer ones keep
+        their dtype), and is never returned by :meth:`parameters`, so optimizers and
+        ``zero_grad`` never see it.
+
+        Parameters
+        ----------
+        name
+            Attribute name (no dots, not already an attribute that is not a buffer).
+        tensor
+            An array of any backend, or ``None`` (registered but absent from
+            ``state_dict``, as torch does with a missing buffer).
+        persistent
+            False keeps the buffer out of :meth:`state_dict` (and checkpoints).
+
+        Raises
+        ------
+        TypeError
+            ``name`` is not a string or ``tensor`` is neither an array nor ``None``.
+        KeyError
+            ``name`` is empty, contains ``"."`` or is already a non-buffer attribute.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"register_buffer: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"register_buffer: buffer name must be non-empty and contain no '.', got {name!r}")
+        if name in self.__dict__ and name not in self._buffers:
+            raise KeyError(
+                f"register_buffer: attribute {name!r} already exists on {type(self).__name__} "
+                f"and is not a buffer"
+            )
+        if tensor is not None and not _backend.is_array(tensor):
+            raise TypeError(
+                f"register_buffer: {name!r} must be an array or None, got {type(tensor).__name__}. "
+                f"Hint: xpnet.asarray(values)"
+            )
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
 
     def add_module(self, name: str, module: Module) -> None:
         """Register a child module under ``name``."""
@@ -261,6 +326,28 @@ class Module:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Array]]:
+        """Yield ``(dotted_name, array)`` for every buffer that is not ``None``, each once."""
+        for name, _, _, value in self._buffer_slots(prefix, recurse):
+            yield name, value
+
+    def buffers(self, recurse: bool = True) -> Iterator[Array]:
+        """Every buffer array (non-trainable state), without the ``None`` ones."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def _buffer_slots(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Module, str, Array]]:
+        # (dotted name, owner, attribute, value): load_state_dict and to() rebind through
+        # the owner, so the attribute and the registry never disagree.
+        seen: set[int] = set()
+        mods = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for mod_name, mod in mods:
+            for name, b in mod._buffers.items():
+                if b is None or id(b) in seen:
+                    continue
+                seen.add(id(b))
+                yield (f"{mod_name}.{name}" if mod_name else name), mod, name, b
+
     # ------------------------------------------------------------------ state
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -310,42 +397,54 @@ class Module:
         -----
         Values travel through the host unchanged, so a model moved between backends holds
         bit-identical parameters. Gradients and stored forward passes are dropped.
+        Buffers move with the parameters; ``dtype`` casts the floating-point ones only
+        (``num_batches_tracked`` stays an integer), as in torch.
         """
         for p in self.parameters():
-            cur_xp = _backend.namespace_of(p.data)
-            xp = cur_xp if backend is None else _backend.get_namespace(backend)
-            same_backend = xp is cur_xp
-            dev = device if device is not None else (_backend.device_of(p.data) if same_backend else None)
-            dt = _backend.resolve_float_dtype(xp, dtype) if dtype is not None else None
-            if same_backend and dev == _backend.device_of(p.data) and (dt is None or dt == p.data.dtype):
-                continue
-            if same_backend:
-                data = _backend.to_device(p.data, dev)
-                if dt is not None and dt != data.dtype:
-                    data = xp.astype(data, dt)
-            else:
-                data = _backend.asarray(
-                    _backend.to_numpy(p.data),
-                    xp,
-                    device=dev,
-                    dtype=dt if dt is not None else _backend.dtype_name(p.data.dtype),
-                )
-            p.data = data
-            p.grad = None
+            data = _moved(p.data, backend, device, dtype)
+            if data is not p.data:
+                p.data = data
+                p.grad = None
+        for _, owner, name, b in list(self._buffer_slots()):
+            cast = dtype if _is_floating(b) else None
+            data = _moved(b, backend, device, cast)
+            if data is not b:
+                setattr(owner, name, data)
         for m in self.modules():
             m.clear_saved()
         return self
 
     def state_dict(self) -> OrderedDict[str, Array]:
-        """Ordered mapping of dotted parameter names to their arrays (not copies)."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+        """Ordered mapping of dotted names to arrays (not copies): parameters and buffers.
+
+        The order is torch's: module by module (pre-order), each module's parameters
+        then its persistent buffers, so ``BatchNorm1d`` gives ``weight, bias,
+        running_mean, running_var, num_batches_tracked``.
+        """
+        return OrderedDict((name, value) for name, value, _ in self._state_entries())
+
+    def _state_entries(self) -> Iterator[tuple[str, Array, Any]]:
+        # (name, array, target): target is a Parameter, or (owner, attribute) for a buffer.
+        seen: set[int] = set()
+        for mod_name, mod in self.named_modules():
+            for name, p in mod._parameters.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mod_name}.{name}" if mod_name else name), p.data, p
+            for name, b in mod._buffers.items():
+                if b is None or name in mod._non_persistent or id(b) in seen:
+                    continue
+                seen.add(id(b))
+                yield (f"{mod_name}.{name}" if mod_name else name), b, (mod, name)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
-        """Copy values into this module's parameters, keeping their backend and device.
+        """Copy values into this module's parameters and buffers, keeping their backend and device.
 
         Values of any backend (or NumPy host arrays) are accepted and moved. Names must
         match exactly (``strict=True``), shapes always, and dtypes must match the
-        parameters' (cast explicitly, or ``model.to(dtype=...)`` first).
+        parameters' (cast explicitly, or ``model.to(dtype=...)`` first); an integer
+        buffer (``num_batches_tracked``) accepts any integer dtype.
 
         Raises
         ------
@@ -356,7 +455,7 @@ class Module:
         TypeError
             A dtype mismatch or a value that is not an array.
         """
-        own = dict(self.named_parameters())
+        own = {name: (value, target) for name, value, target in self._state_entries()}
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
@@ -368,25 +467,31 @@ class Module:
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            p = own[name]
+            cur, _ = own[name]
             if not _backend.is_array(value):
                 raise TypeError(f"load_state_dict: {name!r} is a {type(value).__name__}, not an array")
-            if tuple(value.shape) != p.shape:
+            if tuple(value.shape) != tuple(cur.shape):
                 raise ValueError(
                     f"load_state_dict: shape mismatch for {name!r}: checkpoint has "
-                    f"{tuple(value.shape)}, model has {p.shape}"
+                    f"{tuple(value.shape)}, model has {tuple(cur.shape)}"
                 )
-            if _backend.dtype_name(value.dtype) != _backend.dtype_name(p.dtype):
-                raise TypeError(
-                    f"load_state_dict: dtype mismatch for {name!r}: checkpoint has "
-                    f"{_backend.dtype_name(value.dtype)}, model has {_backend.dtype_name(p.dtype)}. "
-                    f"Hint: model.to(dtype={_backend.dtype_name(value.dtype)!r}) before loading"
-                )
-            xp = _backend.namespace_of(p.data)
+            want = _backend.dtype_name(cur.dtype)
+            got = _backend.dtype_name(value.dtype)
+            cast = None
+            if got != want:
+                if _is_integer(cur) and _is_integer(value):
+                    cast = want
+                else:
+                    raise TypeError(
+                        f"load_state_dict: dtype mismatch for {name!r}: checkpoint has "
+                        f"{got}, model has {want}. Hint: model.to(dtype={got!r}) before loading"
+                    )
+            xp = _backend.namespace_of(cur)
             moved = _backend.asarray(
                 _backend.to_numpy(value) if _backend.namespace_of(value) is not xp else value,
                 xp,
-                device=p.device,
+                device=_backend.device_of(cur),
+                dtype=cast,
             )
             # asarray may return the caller's buffer (same backend, or torch sharing a
             # NumPy array's memory); optimizers update parameters in place, which would
@@ -394,8 +499,13 @@ class Module:
             staged[name] = xp.asarray(moved, copy=True)
         # Validate everything before touching any parameter: a failed load changes nothing.
         for name, data in staged.items():
-            own[name].data = data
-            own[name].grad = None
+            target = own[name][1]
+            if isinstance(target, Parameter):
+                target.data = data
+                target.grad = None
+            else:
+                owner, attr = target
+                setattr(owner, attr, data)
 
     # ------------------------------------------------------------------ repr
 
@@ -415,3 +525,36 @@ class Module:
             lines.append(f"  ({name}): {child_repr}")
         lines.append(")")
         return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _is_floating(x: Array) -> bool:
+    return _backend.dtype_name(x.dtype).startswith(("float", "complex"))
+
+
+def _is_integer(x: Array) -> bool:
+    return _backend.dtype_name(x.dtype).startswith(("int", "uint"))
+
+
+def _moved(a: Array, backend: Any, device: Any, dtype: Any) -> Array:
+    """``a`` on ``backend``/``device``/``dtype`` (``None``: keep); ``a`` itself when nothing changes."""
+    cur_xp = _backend.namespace_of(a)
+    xp = cur_xp if backend is None else _backend.get_namespace(backend)
+    same_backend = xp is cur_xp
+    dev = device if device is not None else (_backend.device_of(a) if same_backend else None)
+    dt = _backend.resolve_float_dtype(xp, dtype) if dtype is not None else None
+    if same_backend and dev == _backend.device_of(a) and (dt is None or dt == a.dtype):
+        return a
+    if same_backend:
+        data = _backend.to_device(a, dev)
+        if dt is not None and dt != data.dtype:
+            data = xp.astype(data, dt)
+        return data
+    return _backend.asarray(
+        _backend.to_numpy(a),
+        xp,
+        device=dev,
+        dtype=dt if dt is not None else _backend.dtype_name(a.dtype),
+    )
