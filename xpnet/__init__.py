@@ -40,7 +40,17 @@ from .callbacks import (
 )
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, clip_grad_value_
-from .layers import Dropout, Flatten, Identity, Linear, Sequential
+from .layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    MaxPool2d,
+    Sequential,
+)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
 from .models import mlp
 from .module import Module, Parameter
@@ -50,12 +60,15 @@ from .training import History, evaluate, fit, predict
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CSVLogger",
     "Callback",
     "Checkpoint",
     "CheckpointError",
+    "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
     "ELU",
@@ -73,6 +86,7 @@ __all__ = [
     "LogSoftmax",
     "LossThreshold",
     "MSELoss",
+    "MaxPool2d",
     "ModelCheckpoint",
     "Module",
     "NaNGuard",

@@ -4,6 +4,8 @@
 - :mod:`~xpnet.layers.flatten`: ``Flatten``
 - :mod:`~xpnet.layers.dropout`: ``Dropout``
 - :mod:`~xpnet.layers.containers`: ``Sequential``
+- :mod:`~xpnet.layers.conv`: ``Conv2d``
+- :mod:`~xpnet.layers.pooling`: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``
 
 Layouts and defaults are torch's, so weights copy across unchanged.
 """
@@ -11,8 +13,20 @@ Layouts and defaults are torch's, so weights copy across unchanged.
 from __future__ import annotations
 
 from .containers import Sequential
+from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Identity, Linear
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["Linear", "Sequential", "Identity", "Flatten", "Dropout"]
+__all__ = [
+    "Linear",
+    "Sequential",
+    "Identity",
+    "Flatten",
+    "Dropout",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+]
