@@ -110,7 +110,8 @@ class ReLU(_Activation):
     Notes
     -----
     Forward ``y = max(x, 0)`` (NaN propagates), stores y. Backward:
-    ``dx = dy ⊙ 1[y > 0]`` (the derivative at 0 is taken as 0, as torch).
+    ``dx = dy ⊙ 1[not y <= 0]`` (the derivative at 0 is taken as 0, and dy passes
+    through at NaN, as torch).
     """
 
     def forward(self, x: Array) -> Array:
@@ -121,7 +122,7 @@ class ReLU(_Activation):
     def backward(self, dy: Array) -> Array:
         y = self.pop_saved()
         self._check_dy(dy, y)
-        return dy * _namespace_of(dy).astype(y > 0, dy.dtype)
+        return F._relu_backward(dy, y, xp=_namespace_of(dy))
 
 
 class LeakyReLU(_Activation):
@@ -176,7 +177,8 @@ class ELU(_Activation):
     Notes
     -----
     Forward ``max(x, 0) + alpha expm1(min(x, 0))`` (finite for any x). Stores x.
-    Backward: ``dx = dy`` where ``x > 0``, else ``dy ⊙ alpha exp(x)``.
+    Backward: ``dx = dy ⊙ alpha exp(x)`` where ``x <= 0``, else ``dy`` (also at NaN, as
+    torch).
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
@@ -254,11 +256,13 @@ class SiLU(_Activation):
 
     Notes
     -----
-    Stores x and ``s = σ(x)``. Backward: ``dx = dy ⊙ s (1 + x (1 - s))``.
+    Stores x and ``s = σ(x)`` (torch's ``1/(1 + exp(-x))``: exactly 0 where exp(-x)
+    overflows, so the far negative tail is -0 as in torch). Backward:
+    ``dx = dy ⊙ s (1 + x (1 - s))``.
     """
 
     def forward(self, x: Array) -> Array:
-        s = F._sigmoid(x, xp=_namespace_of(x))
+        s = F._silu_sigmoid(x, xp=_namespace_of(x))
         self.save_for_backward((x, s))
         return x * s
 

@@ -104,8 +104,15 @@ _GELU_TANH_KAPPA = 0.044715
 #   (6 levels for float32). Beyond |x| = 30, erfc underflows in float64, so the argument
 #   is clamped there, which also keeps a^2 finite for huge inputs.
 #
+# * float32 erfc on 0.5 < |x| <= 2.5: 1 - erf(x) cancels there (erfc(2.5) = 4e-4, so
+#   erf's 6e-8 absolute rounding is 1.5e-4 relative). erfc = exp(-x^2) erfcx(x) instead,
+#   with erfcx (smooth, 0.62..0.21 on that interval) a degree-12 polynomial in x - 1.5:
+#   the Chebyshev interpolant of math.erfc's erfcx at 13 nodes, computed here at import.
+#
 # Measured against math.erf on a dense grid of [-30, 30]: max abs error 7e-16 (float64);
-# about 5e-7 in float32 (the float32 rounding of x^2 inside exp(-x^2)).
+# about 1e-7 in float32. float32 erfc is within a few float32 ulps relative everywhere
+# (it was 5e-4 relative near 2.5): exp(-x^2) is taken as exp(-h^2) exp(-(x-h)(x+h)) with
+# h = x rounded to 6 fractional bits, so the rounding of x^2 does not enter.
 # ---------------------------------------------------------------------------------------
 
 _ERF_SPLIT = 2.5
@@ -127,6 +134,22 @@ _ERF_SERIES_F32 = _erf_series_coefficients(26)
 # (numerator (2k-1)(2k), constant 4k+1) of level k of the even continued fraction.
 _ERFC_CF_F64 = tuple(((2 * k - 1) * (2 * k) * 1.0, 4.0 * k + 1.0) for k in range(13, 0, -1))
 _ERFC_CF_F32 = tuple(((2 * k - 1) * (2 * k) * 1.0, 4.0 * k + 1.0) for k in range(6, 0, -1))
+_ERFC_MID_LO = 0.5
+_ERFC_MID_CENTER = 1.5
+
+
+def _erfcx_mid_coefficients(degree: int) -> tuple[float, ...]:
+    """Monomial coefficients (lowest first) in ``t = x - 1.5`` of the Chebyshev
+    interpolant of ``erfcx(x) = exp(x²) erfc(x)`` on [0.5, 2.5] (t in [-1, 1])."""
+    from numpy.polynomial import chebyshev  # host-side, once, for constants
+
+    def f(t: Any) -> Any:
+        return [math.exp((_ERFC_MID_CENTER + v) ** 2) * math.erfc(_ERFC_MID_CENTER + v) for v in t]
+
+    return tuple(float(c) for c in chebyshev.cheb2poly(chebyshev.chebinterpolate(f, degree)))
+
+
+_ERFCX_MID_F32 = _erfcx_mid_coefficients(12)
 
 
 def _erf_branches(x: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
@@ -154,8 +177,20 @@ def _erf_branches(x: Array, *, xp: Namespace) -> tuple[Array, Array, Array]:
     t = None
     for num, const in levels:
         t = num / (w + const) if t is None else num / ((w + const) - t)
-    big = (_TWO_OVER_SQRT_PI * a) * xp.exp(-a2) / ((w + 1.0) - t)
+    e = xp.exp(-a2) if f64 else _exp_neg_square(a, xp=xp)
+    big = (_TWO_OVER_SQRT_PI * a) * e / ((w + 1.0) - t)
     return small, big, use_small
+
+
+def _exp_neg_square(a: Array, *, xp: Namespace) -> Array:
+    """``exp(-a²)`` for float32 ``0 <= a <= 30`` without the rounding of ``a²``.
+
+    Rounding a² costs a relative error of a² u in exp(-a²) (2e-6 at a = 6). With
+    ``h = round(64 a) / 64`` (at most 11 significant bits, so h² is exact) and
+    ``δ = (a - h)(a + h)`` (small, its rounding harmless), ``exp(-a²) = exp(-h²) exp(-δ)``.
+    """
+    h = xp.round(a * 64.0) / 64.0
+    return xp.exp(-(h * h)) * xp.exp(-((a - h) * (a + h)))
 
 
 def erf(x: Array) -> Array:
@@ -189,10 +224,31 @@ def erf(x: Array) -> Array:
 
 def _erfc(x: Array, *, xp: Namespace) -> Array:
     small, big, use_small = _erf_branches(x, xp=xp)
+    if x.dtype != xp.float64:
+        return _erfc_f32(x, small, big, use_small, xp=xp)
     m = xp.astype(use_small, x.dtype)
     neg = xp.astype(x < 0, x.dtype)
     tail = neg * (2.0 - big) + (1.0 - neg) * big
     return m * (1.0 - small) + (1.0 - m) * tail
+
+
+def _erfc_f32(x: Array, small: Array, big: Array, use_small: Array, *, xp: Namespace) -> Array:
+    """erfc for float32 (and narrower): three pieces of erfc(|x|), then the sign."""
+    ax = xp.abs(x)
+    # exp(-a²) erfcx(a) on a clamped to [0.5, 2.5]: finite where unused.
+    a = xp.minimum(xp.maximum(ax, _ERFC_MID_LO), _ERF_SPLIT)
+    t = a - _ERFC_MID_CENTER
+    coefs = _ERFCX_MID_F32
+    p = t * coefs[-1] + coefs[-2]
+    for c in coefs[-3::-1]:
+        p = p * t + c
+    mid = _exp_neg_square(a, xp=xp) * p
+    dtype = x.dtype
+    m_low = xp.astype(ax <= _ERFC_MID_LO, dtype)
+    m_mid = xp.astype(use_small, dtype) - m_low
+    c_abs = m_low * (1.0 - xp.abs(small)) + m_mid * mid + (1.0 - m_low - m_mid) * big
+    neg = xp.astype(x < 0, dtype)
+    return neg * (2.0 - c_abs) + (1.0 - neg) * c_abs
 
 
 def erfc(x: Array) -> Array:
@@ -234,6 +290,26 @@ def _sigmoid(x: Array, *, xp: Namespace) -> Array:
         )
     lo, one = consts
     return one / (one + xp.exp(-xp.maximum(x, lo)))
+
+
+def _exp_overflow_bound(xp: Namespace, dtype: Any) -> float:
+    """``-log(largest finite)`` of ``dtype``, moved a few ulps towards 0 so that
+    ``exp(-bound)`` is finite in that dtype (the log is rounded to the dtype)."""
+    finfo = xp.finfo(dtype)
+    return -math.log(float(finfo.max)) * (1.0 - 4.0 * float(finfo.eps))
+
+
+def _silu_sigmoid(x: Array, *, xp: Namespace) -> Array:
+    """σ(x) as torch's SiLU evaluates it, ``1 / (1 + exp(-x))``, without overflow.
+
+    torch's exp(-x) overflows to inf below ``-log(max)`` (-709.78 in float64, -88.72 in
+    float32) and σ becomes exactly 0, so SiLU gives -0 there. Here exp sees x clamped
+    at that bound (no overflow warning) and a 0/1 mask zeroes σ below it: the same -0,
+    NaN at -inf (x · 0, as torch) and NaN at NaN. :func:`_sigmoid` instead bottoms out
+    at the smallest normal number, which made SiLU's far tail ~1e-305 instead of -0.
+    """
+    lo = _exp_overflow_bound(xp, x.dtype)
+    return xp.astype(x >= lo, x.dtype) / (1.0 + xp.exp(-xp.maximum(x, lo)))
 
 
 def _sigmoid_neg(x: Array, *, xp: Namespace) -> Array:
@@ -353,7 +429,10 @@ def leaky_relu(x: Array, negative_slope: float = 0.01) -> Array:
 
 def _leaky_relu(x: Array, slope: float, *, xp: Namespace) -> Array:
     # max(x, s x) picks x for x > 0 and s x for x < 0 whenever s <= 1 (min when s > 1):
-    # exactly torch's where(x > 0, x, s x), without a where.
+    # exactly torch's where(x > 0, x, s x), without a where. For s = 0, +inf * 0 would be
+    # NaN where torch gives +inf: min(x, 0) * 0 keeps torch's values (NaN only at -inf).
+    if slope == 0.0:
+        return xp.maximum(x, xp.minimum(x, 0.0) * 0.0)
     return xp.maximum(x, x * slope) if slope <= 1.0 else xp.minimum(x, x * slope)
 
 
@@ -392,9 +471,9 @@ def _elu(x: Array, alpha: float, *, xp: Namespace) -> Array:
 
 
 def _elu_factor(x: Array, alpha: float, *, xp: Namespace) -> Array:
-    """dy/dx of ELU: 1 where x > 0, else alpha exp(x) (finite piece: exp(min(x, 0)))."""
-    m = xp.astype(x > 0, x.dtype)
-    return m + (1.0 - m) * (alpha * xp.exp(xp.minimum(x, 0.0)))
+    """dy/dx of ELU: alpha exp(x) where x <= 0, else 1 (also at NaN, as torch)."""
+    # A where, not a 0/1 blend: the blend would turn torch's 1 at NaN into NaN.
+    return xp.where(x <= 0, alpha * xp.exp(xp.minimum(x, 0.0)), 1.0)
 
 
 def gelu(x: Array, approximate: str = "none") -> Array:
@@ -420,9 +499,13 @@ def gelu(x: Array, approximate: str = "none") -> Array:
 
 
 def silu(x: Array) -> Array:
-    """SiLU / swish ``x σ(x)``. Backward: ``dx = dy ⊙ σ(x) (1 + x (1 - σ(x)))``."""
+    """SiLU / swish ``x σ(x)``. Backward: ``dx = dy ⊙ σ(x) (1 + x (1 - σ(x)))``.
+
+    σ is torch's ``1 / (1 + exp(-x))``, exactly 0 where ``exp(-x)`` overflows, so the
+    far negative tail is -0 as in torch (see ``_silu_sigmoid``).
+    """
     xp = _backend.namespace_of(x)
-    return x * _sigmoid(x, xp=xp)
+    return x * _silu_sigmoid(x, xp=xp)
 
 
 def softplus(x: Array, beta: float = 1.0, threshold: float = 20.0) -> Array:
@@ -538,9 +621,17 @@ def tanh_backward(dy: Array, y: Array) -> Array:
 
 
 def relu_backward(dy: Array, y: Array) -> Array:
-    """``dx = dy`` where ``y > 0`` else 0; ``y`` is the output (or the input: same mask)."""
+    """``dx = 0`` where ``y <= 0`` else ``dy``; ``y`` is the output (or the input: same mask).
+
+    A NaN passes ``dy`` through, as torch's ``threshold_backward``.
+    """
     xp = _backend.namespace_of(dy, y)
-    return dy * xp.astype(y > 0, dy.dtype)
+    return _relu_backward(dy, y, xp=xp)
+
+
+def _relu_backward(dy: Array, y: Array, *, xp: Namespace) -> Array:
+    # not (y <= 0) rather than y > 0: torch passes dy through at NaN.
+    return dy * xp.astype(~(y <= 0), dy.dtype)
 
 
 def leaky_relu_backward(dy: Array, x: Array, negative_slope: float = 0.01) -> Array:
@@ -583,7 +674,7 @@ def _gelu_tanh_backward(dy: Array, x: Array, t: Array) -> Array:
 def silu_backward(dy: Array, x: Array) -> Array:
     """``dx = dy ⊙ s (1 + x (1 - s))`` with ``s = σ(x)``."""
     xp = _backend.namespace_of(dy, x)
-    return _silu_backward(dy, x, _sigmoid(x, xp=xp))
+    return _silu_backward(dy, x, _silu_sigmoid(x, xp=xp))
 
 
 def _silu_backward(dy: Array, x: Array, s: Array) -> Array:

@@ -52,8 +52,10 @@ REDUCTIONS = ("mean", "sum")
 
 # torch clamps each log term of BCELoss at -100 so that p = 0 or 1 gives a finite loss.
 _BCE_LOG_CLAMP = -100.0
-# torch's binary_cross_entropy_backward divides by max((1 - p) p, 1e-12).
-_BCE_GRAD_EPS = 1e-12
+# torch's binary_cross_entropy_backward divides by max((1 - p) p, EPSILON) with EPSILON a
+# float32 1e-12 even for float64 inputs: 9.99999996e-13, not 1e-12 (a 4e-9 relative
+# difference in the gradient at saturated outputs).
+_BCE_GRAD_EPS = 9.999999960041972e-13
 
 
 def _check_reduction(reduction: str, who: str) -> str:
@@ -235,15 +237,17 @@ class L1Loss(Loss):
 
     Notes
     -----
-    Forward ``L = (1/M) Σ |x - t|``; gradient ``sign(x - t) / M`` (0 where ``x == t``, as
-    torch).
+    Forward ``L = (1/M) Σ |x - t|``; gradient ``sign(x - t) / M`` (0 where ``x == t``
+    and where ``x - t`` is NaN, as torch).
     """
 
     def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
         xp = self._namespace(input, target)
         target = self._same_shape_target(input, target, xp)
         d = input - target
-        return self._reduce(xp.sum(xp.abs(d)), xp.sign(d), math.prod(input.shape), fresh=True)
+        # 1[d > 0] - 1[d < 0]: torch's sign, 0 at NaN (xp.sign gives NaN there).
+        g = xp.astype(d > 0, d.dtype) - xp.astype(d < 0, d.dtype)
+        return self._reduce(xp.sum(xp.abs(d)), g, math.prod(input.shape), fresh=True)
 
 
 class HuberLoss(Loss):
@@ -302,7 +306,8 @@ class BCELoss(Loss):
     -----
     Forward, per element: ``-(t log p + (1 - t) log(1 - p))`` with each log clamped at
     -100 (as torch, so p = 0 or 1 stays finite). Gradient (torch's formula):
-    ``(p - t) / max(p (1 - p), 1e-12)``, divided by M for the mean. Prefer
+    ``(p - t) / max(p (1 - p), ε)``, divided by M for the mean, with torch's
+    ``ε = float32(1e-12)`` (also in float64). Prefer
     :class:`BCEWithLogitsLoss` on logits: it is exact where a saturated sigmoid is not.
     """
 
@@ -454,8 +459,10 @@ class CrossEntropyLoss(Loss):
 
     with ``w = 1`` without ``weight``. Then ``L = -(1/D) Σ_ic T_ic log p_ic`` and
     ``dL/dx = (p ⊙ Σ_c T - T) / D``: no Jacobian, no division by p, finite for logits of
-    any magnitude. If every sample of a batch is ignored, the mean is 0/0: the loss is
-    NaN and the gradient zero, exactly as torch.
+    any magnitude; a class with ``log p = -inf`` and no target mass adds 0 (torch's finite
+    loss for a -inf logit). If every sample of a batch is ignored, the mean is 0/0: the
+    loss is NaN and the gradient zero, exactly as torch; if the kept samples all have
+    weight 0, the loss and their gradient rows are NaN, again as torch.
     """
 
     def __init__(
@@ -606,16 +613,28 @@ class CrossEntropyLoss(Loss):
         log_p = z - xp.log(s)
         p = ez / s
         g = p - t if r is None else p * r - t
-        total = -xp.sum(t * log_p)
+        # A class with log p = -inf (a -inf logit, or -1e308 next to +1e308) and no target
+        # mass adds 0 in torch, which picks the target's log p; 0 * -inf would be NaN.
+        total = -xp.sum(t * xp.where(t == 0, 0.0, log_p))
         if isinstance(d, int) or self.reduction == "sum":
             return self._reduce(total, g, n, fresh=True)
-        # Mean over a data-dependent divisor, without a sync. All ignored (d = 0): torch
-        # gives a NaN loss and a zero gradient (g is all zero then); the where keeps NumPy
-        # from warning on 0/0. (d != 0, not d > 0: torch allows negative weights.)
+        return self._mean_over(total, g, d, m, xp=xp)
+
+    @staticmethod
+    def _mean_over(total: Array, g: Array, d: Array, m: Array | None, *, xp: Namespace) -> tuple[Array, Array]:
+        """Divide by a data-dependent divisor ``d`` (0-d array), without a sync.
+
+        ``d = 0`` is 0/0, as in torch: the loss is NaN, and so is the gradient of every
+        kept row (torch divides each ``-w_y`` by the total weight), while ignored rows
+        keep a zero gradient. The where keeps NumPy from warning on 0/0. (``d != 0``, not
+        ``d > 0``: torch allows negative weights.)
+        """
         pos = d != 0
         d = xp.where(pos, d, 1.0)
-        inv = 1.0 / d  # as _reduce: the same bits as the unmasked path when d = N
-        if _backend.supports_inplace(g):
+        inv = xp.where(pos, 1.0 / d, math.nan)  # as _reduce: the same bits when d = N
+        if m is not None:
+            inv = xp.where(m > 0, inv, 0.0)  # (N, 1): ignored rows stay exactly 0
+        if _backend.supports_inplace(g) and inv.ndim == 0:
             g *= inv
         else:
             g = g * inv

@@ -19,6 +19,18 @@ class Dropout(Module):
     The mask is drawn on the host from a NumPy generator and moved to the input's device,
     so every backend drops the same units for the same seed. Identity in eval mode.
 
+    Parameters
+    ----------
+    p
+        Probability of zeroing an element, in [0, 1).
+    generator
+        A :class:`numpy.random.Generator`, an int seed, or None (the process-wide
+        generator of :mod:`xpnet.random`, read at each call so that
+        :func:`xpnet.manual_seed` applies). An int seed builds one generator here, once:
+        successive calls draw successive masks (a fresh generator per call would repeat
+        the first mask forever), and two modules built with the same seed draw the same
+        sequence.
+
     Notes
     -----
     Forward ``y = x ⊙ m / (1-p)``; backward ``dx = dy ⊙ m / (1-p)``.
@@ -29,7 +41,8 @@ class Dropout(Module):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = float(p)
-        self._generator = generator
+        # Resolve an int seed once: resolving it per call reseeds and repeats the mask.
+        self._generator = None if generator is None else resolve_generator(generator)
 
     def forward(self, x: Array) -> Array:
         xp = _backend.namespace_of(x)
