@@ -13,7 +13,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "xpnet"
 NUMERIC_MODULES = sorted(
-    [ROOT / "module.py", *sorted((ROOT / "layers").glob("*.py")), ROOT / "activations.py", ROOT / "functional.py",
+    [ROOT / "module.py", *sorted((ROOT / "layers").glob("*.py")), *sorted((ROOT / "activations").glob("*.py")),
+     ROOT / "functional.py",
      ROOT / "losses.py", ROOT / "clip.py"]
     + list((ROOT / "optim").glob("*.py")),
 )

@@ -141,12 +141,24 @@ _ERFC_MID_CENTER = 1.5
 def _erfcx_mid_coefficients(degree: int) -> tuple[float, ...]:
     """Monomial coefficients (lowest first) in ``t = x - 1.5`` of the Chebyshev
     interpolant of ``erfcx(x) = exp(x²) erfc(x)`` on [0.5, 2.5] (t in [-1, 1])."""
-    from numpy.polynomial import chebyshev  # host-side, once, for constants
-
-    def f(t: Any) -> Any:
-        return [math.exp((_ERFC_MID_CENTER + v) ** 2) * math.erfc(_ERFC_MID_CENTER + v) for v in t]
-
-    return tuple(float(c) for c in chebyshev.cheb2poly(chebyshev.chebinterpolate(f, degree)))
+    n = degree + 1
+    angles = [math.pi * (k + 0.5) / n for k in range(n)]
+    values = [math.exp((_ERFC_MID_CENTER + math.cos(a)) ** 2) * math.erfc(_ERFC_MID_CENTER + math.cos(a)) for a in angles]
+    cheb = [2.0 / n * sum(v * math.cos(j * a) for v, a in zip(values, angles)) for j in range(n)]
+    cheb[0] /= 2.0
+    # Σ c_j T_j(t) in monomials, with T_{j+1} = 2t T_j − T_{j−1}.
+    poly = [0.0] * n
+    t_prev, t_cur = [1.0], [0.0, 1.0]
+    for j, c in enumerate(cheb):
+        t_j = t_prev if j == 0 else t_cur
+        for i, a in enumerate(t_j):
+            poly[i] += c * a
+        if j >= 1:
+            t_next = [0.0] + [2.0 * a for a in t_cur]
+            for i, a in enumerate(t_prev):
+                t_next[i] -= a
+            t_prev, t_cur = t_cur, t_next
+    return tuple(poly)
 
 
 _ERFCX_MID_F32 = _erfcx_mid_coefficients(12)
@@ -588,19 +600,23 @@ def logsigmoid(x: Array) -> Array:
     return _logsigmoid(x, xp=_backend.namespace_of(x))
 
 
-def heaviside(x: Array) -> Array:
-    """Perceptron step: 1 where ``x > 0``, else 0, in ``x``'s dtype.
+def heaviside(x: Array, values: float = 0.0) -> Array:
+    """Perceptron step: 1 where ``x > 0``, ``values`` where ``x == 0``, else 0, in x's dtype.
 
-    The value at 0 is 0, as ``torch.heaviside(x, values=0)``; NaN gives 0 as there.
-    The derivative is taken as 0 everywhere (:func:`heaviside_backward`): the step has no
-    useful gradient, which is why the perceptron uses its own learning rule.
+    As ``torch.heaviside(x, values)`` with a scalar ``values`` (default 0, the
+    perceptron's convention); NaN gives 0 as there. The derivative is taken as 0
+    everywhere (:func:`heaviside_backward`): the step has no useful gradient, which is
+    why the perceptron uses its own learning rule.
     """
     xp = _backend.namespace_of(x)
-    return _heaviside(x, xp=xp)
+    return _heaviside(x, float(values), xp=xp)
 
 
-def _heaviside(x: Array, *, xp: Namespace) -> Array:
-    return xp.astype(x > 0, x.dtype)
+def _heaviside(x: Array, values: float = 0.0, *, xp: Namespace) -> Array:
+    y = xp.astype(x > 0, x.dtype)
+    if values != 0.0:
+        y = y + values * xp.astype(x == 0, x.dtype)
+    return y
 
 
 # ---------------------------------------------------------------------------------------

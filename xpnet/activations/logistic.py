@@ -1,0 +1,164 @@
+"""S-shaped activations and the perceptron step: Sigmoid, Tanh, LogSigmoid, Softsign,
+Tanhshrink, Heaviside."""
+
+from __future__ import annotations
+
+from .. import functional as F
+from ._base import Array, _Activation, _namespace_of
+
+__all__ = ["Sigmoid", "Tanh", "LogSigmoid", "Softsign", "Tanhshrink", "Heaviside"]
+
+
+class Sigmoid(_Activation):
+    """Logistic sigmoid ``y = 1 / (1 + exp(-x))``.
+
+    Shape
+    -----
+    Any shape; output has the input's shape.
+
+    Notes
+    -----
+    Forward: ``1 / (1 + exp(-max(x, lo)))`` with ``lo = log(smallest normal)`` of the dtype
+    (no overflow; :func:`xpnet.functional.sigmoid`). Stores the output y. Backward: ``dx = dy ⊙ y (1 - y)``.
+    """
+
+    def forward(self, x: Array) -> Array:
+        y = F._sigmoid(x, xp=_namespace_of(x))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Array) -> Array:
+        y = self.pop_saved()
+        self._check_dy(dy, y)
+        return dy * y * (1.0 - y)
+
+
+class Tanh(_Activation):
+    """Hyperbolic tangent.
+
+    Shape
+    -----
+    Any shape; output has the input's shape.
+
+    Notes
+    -----
+    Forward ``y = tanh(x)``, stores y. Backward: ``dx = dy ⊙ (1 - y²)``.
+    """
+
+    def forward(self, x: Array) -> Array:
+        y = _namespace_of(x).tanh(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Array) -> Array:
+        y = self.pop_saved()
+        self._check_dy(dy, y)
+        return dy * (1.0 - y * y)
+
+
+class Heaviside(_Activation):
+    """Perceptron step: ``y = 1`` where ``x > 0``, ``values`` where ``x == 0``, else 0
+    (``torch.heaviside(x, values)``, which also maps NaN to 0).
+
+    Parameters
+    ----------
+    values
+        The output at ``x == 0`` (default 0.0, the perceptron's convention).
+
+    Shape
+    -----
+    Any shape; output has the input's shape and dtype.
+
+    Notes
+    -----
+    The derivative is 0 almost everywhere and undefined at 0; backward returns zeros, so
+    gradient descent through a step learns nothing (the perceptron uses its own rule).
+    Stores the output, only to check the shape of dy.
+    """
+
+    def __init__(self, values: float = 0.0) -> None:
+        super().__init__()
+        self.values = float(values)
+
+    def forward(self, x: Array) -> Array:
+        y = F._heaviside(x, self.values, xp=_namespace_of(x))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, dy: Array) -> Array:
+        self._check_dy(dy, self.pop_saved())
+        return _namespace_of(dy).zeros_like(dy)
+
+    def extra_repr(self) -> str:
+        return "" if self.values == 0.0 else f"values={self.values}"
+
+
+class LogSigmoid(_Activation):
+    """``y = log σ(x) = min(x, 0) - log1p(exp(-|x|))`` (finite for any x; torch's
+    ``LogSigmoid``).
+
+    Shape
+    -----
+    Any shape; output has the input's shape.
+
+    Notes
+    -----
+    Stores x. Backward: ``dx = dy ⊙ σ(-x)``, with σ(-x) from ``exp(-|x|)`` (stable).
+    """
+
+    def forward(self, x: Array) -> Array:
+        self.save_for_backward(x)
+        return F._logsigmoid(x, xp=_namespace_of(x))
+
+    def backward(self, dy: Array) -> Array:
+        x = self.pop_saved()
+        self._check_dy(dy, x)
+        return dy * F._sigmoid_neg(x, xp=_namespace_of(dy))
+
+
+class Softsign(_Activation):
+    """``y = x / (1 + |x|)`` (torch's ``Softsign``).
+
+    Shape
+    -----
+    Any shape; output has the input's shape.
+
+    Notes
+    -----
+    Stores x. Backward: ``dx = dy / (1 + |x|)²``. At ±inf the forward is NaN (inf/inf),
+    as torch; the gradient there is 0 (the limit), where torch's composite autograd
+    gives NaN.
+    """
+
+    def forward(self, x: Array) -> Array:
+        self.save_for_backward(x)
+        return x / (1.0 + _namespace_of(x).abs(x))
+
+    def backward(self, dy: Array) -> Array:
+        x = self.pop_saved()
+        self._check_dy(dy, x)
+        d = 1.0 + _namespace_of(dy).abs(x)
+        return dy / (d * d)
+
+
+class Tanhshrink(_Activation):
+    """``y = x - tanh(x)`` (torch's ``Tanhshrink``).
+
+    Shape
+    -----
+    Any shape; output has the input's shape.
+
+    Notes
+    -----
+    Stores ``t = tanh(x)``. Backward: ``dx = dy ⊙ t²``.
+    """
+
+    def forward(self, x: Array) -> Array:
+        t = _namespace_of(x).tanh(x)
+        self.save_for_backward(t)
+        return x - t
+
+    def backward(self, dy: Array) -> Array:
+        t = self.pop_saved()
+        self._check_dy(dy, t)
+        return dy * (t * t)
