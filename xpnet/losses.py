@@ -40,6 +40,9 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "NLLLoss",
+    "SmoothL1Loss",
+    "KLDivLoss",
     "REDUCTIONS",
 ]
 
@@ -98,6 +101,47 @@ def _int_range(xp: Namespace, dtype: Any) -> tuple[int, int]:
 def _to_host_bool(ok: Array) -> bool:
     # The one deliberate host synchronisation of a validating loss.
     return bool(_backend.to_numpy(ok))
+
+
+def _check_weight_arg(w: Any, who: str, name: str) -> Any:
+    """A float, an array, or None; anything else is a TypeError (at construction)."""
+    if w is None or _backend.is_array(w):
+        return w
+    if isinstance(w, (int, float)) and not isinstance(w, bool):
+        return float(w)
+    raise TypeError(
+        f"{who}: {name} must be a float or an array, got {type(w).__name__}. Hint: "
+        f"xpnet.asarray(values, backend)"
+    )
+
+
+def _broadcast_weight(w: Any, input: Array, xp: Namespace, who: str, name: str) -> Any:
+    """Check an elementwise weight against ``input`` (free checks) and cast its dtype."""
+    if w is None or isinstance(w, float):
+        return w
+    _backend.namespace_of(input, w)  # TypeError naming both backends if mixed
+    ps, xs = tuple(w.shape), tuple(input.shape)
+    if not (len(ps) <= len(xs) and all(a in (1, b) for a, b in zip(ps[::-1], xs[::-1]))):
+        raise ValueError(
+            f"{who}: {name} of shape {ps} does not broadcast to the input shape {xs}. Hint: "
+            f"one weight per output column, shape ({xs[-1] if xs else 1},)"
+        )
+    di, dw = _backend.device_of(input), _backend.device_of(w)
+    if di != dw:
+        raise ValueError(f"{who}: {name} is on device {dw!r} but the input is on {di!r}")
+    return w if w.dtype == input.dtype else xp.astype(w, input.dtype)
+
+
+def _apply_weight(el: Array, g: Array, w: Any) -> tuple[Array, Array]:
+    """Multiply the per-element losses and the gradient by a broadcast weight."""
+    return el * w, g * w  # the same shape: _broadcast_weight checked it
+
+
+def _weight_repr(base: str, name: str, w: Any) -> str:
+    if w is None:
+        return base
+    shown = w if isinstance(w, float) else f"<array {tuple(w.shape)}>"
+    return ", ".join(([base] if base else []) + [f"{name}={shown}"])
 
 
 def _scale(g: Array, factor: Any, fresh: bool) -> Array:
@@ -304,27 +348,135 @@ class HuberLoss(Loss):
         return ", ".join(([base] if base else []) + parts)
 
 
+class SmoothL1Loss(Loss):
+    """Smooth L1: quadratic below ``beta``, L1 beyond (torch's ``SmoothL1Loss``).
+
+    Parameters
+    ----------
+    beta
+        Where the quadratic turns linear; ``>= 0`` (default 1.0). ``beta = 0`` is
+        :class:`L1Loss`.
+    reduction, validate
+        As for :class:`Loss`.
+
+    Notes
+    -----
+    Per element, with ``d = x - t``: ``0.5 d² / beta`` if ``|d| < beta`` else
+    ``|d| - 0.5 beta`` (Huber's loss divided by beta). Gradient: ``clip(d, -beta, beta) /
+    beta`` (``sign(d)`` for beta = 0), divided by M for the mean.
+    """
+
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0, validate: bool = True) -> None:
+        super().__init__(reduction=reduction, validate=validate)
+        if not beta >= 0:
+            raise ValueError(f"SmoothL1Loss: beta must be >= 0, got {beta!r}")
+        self.beta = float(beta)
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        target = self._same_shape_target(input, target, xp)
+        beta, d = self.beta, input - target
+        n = math.prod(input.shape)
+        if beta == 0.0:  # torch: plain L1 (and its sign, 0 at NaN)
+            g = xp.astype(d > 0, d.dtype) - xp.astype(d < 0, d.dtype)
+            return self._reduce(xp.abs(d), g, n, fresh=True, xp=xp)
+        ad = xp.abs(d)
+        c = xp.minimum(ad, beta)
+        el = (0.5 / beta) * (c * c) + (ad - c)
+        g = xp.minimum(xp.maximum(d, -beta), beta)
+        return self._reduce(el, g, n, 1.0 / beta, fresh=True, xp=xp)
+
+    def extra_repr(self) -> str:
+        parts = [] if self.beta == 1.0 else [f"beta={self.beta}"]
+        base = super().extra_repr()
+        return ", ".join(([base] if base else []) + parts)
+
+
+class KLDivLoss(Loss):
+    """Kullback–Leibler divergence ``KL(t ‖ q)`` from log-probabilities (torch's ``KLDivLoss``).
+
+    Parameters
+    ----------
+    reduction
+        ``"mean"`` over all elements (torch's default, which is *not* the KL divergence
+        per sample), ``"batchmean"`` (sum divided by the batch size ``input.shape[0]``:
+        the mathematical KL per sample, what you usually want), ``"sum"`` or ``"none"``.
+    log_target
+        The target holds log-probabilities (default False: probabilities).
+    validate
+        No value checks exist for this loss; accepted for a uniform interface.
+
+    Notes
+    -----
+    The input is ``log q``. Per element: ``t (log t - x)`` with ``0 log 0 = 0`` (torch's
+    ``xlogy``), or ``exp(t) (t - x)`` with ``log_target``. Gradient with respect to the
+    input: ``-t`` (``-exp(t)``), divided by M for ``"mean"`` and by N for
+    ``"batchmean"``.
+    """
+
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False, validate: bool = True) -> None:
+        # "batchmean" is KLDivLoss's own reduction: checked as "sum", then kept.
+        super().__init__(reduction="sum" if reduction == "batchmean" else reduction, validate=validate)
+        self.reduction = reduction
+        self.log_target = bool(log_target)
+
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        xp = self._namespace(input, target)
+        target = self._same_shape_target(input, target, xp)
+        x, t = input, target
+        if self.log_target:
+            p = xp.exp(t)
+            el = p * (t - x)
+        else:
+            p = t
+            # xlogy(t, t) - t x: 0 where t = 0 (log(1) = 0 is fed there, no warning).
+            el = t * xp.log(xp.where(t == 0, 1.0, t)) - t * x
+        g = 0.0 - p
+        if self.reduction == "batchmean":
+            n = int(input.shape[0]) if input.ndim else 1
+            return (xp.sum(el) / n)[...], _scale(g, 1.0 / n, True)
+        return self._reduce(el, g, math.prod(input.shape), fresh=True, xp=xp)
+
+    def extra_repr(self) -> str:
+        parts = [f"reduction={self.reduction!r}"] if self.reduction != "mean" else []
+        if self.log_target:
+            parts.append("log_target=True")
+        return ", ".join(parts)
+
+
 class BCELoss(Loss):
     """Binary cross-entropy on probabilities (torch's ``BCELoss``).
 
     Parameters
     ----------
+    weight
+        Optional rescaling weight of each element's loss, a float or an array
+        broadcastable to the input (e.g. one per sample ``(N, 1)`` or per output ``(C,)``)
+        on the input's backend and device (torch's ``weight``).
     reduction
-        ``"mean"`` over all elements (default) or ``"sum"``.
+        ``"mean"`` over all elements (default; not normalised by the weights, as torch),
+        ``"sum"`` or ``"none"``.
     validate
         Check that input and target lie in [0, 1] (host sync; torch always checks the input).
 
     Notes
     -----
-    Forward, per element: ``-(t log p + (1 - t) log(1 - p))`` with each log clamped at
+    Forward, per element: ``-w (t log p + (1 - t) log(1 - p))`` with each log clamped at
     -100 (as torch, so p = 0 or 1 stays finite). Gradient (torch's formula):
-    ``(p - t) / max(p (1 - p), ε)``, divided by M for the mean, with torch's
+    ``w (p - t) / max(p (1 - p), ε)``, divided by M for the mean, with torch's
     ``ε = float32(1e-12)`` (also in float64). Prefer
     :class:`BCEWithLogitsLoss` on logits: it is exact where a saturated sigmoid is not.
     """
 
+    def __init__(
+        self, *, weight: Array | float | None = None, reduction: str = "mean", validate: bool = True
+    ) -> None:
+        super().__init__(reduction=reduction, validate=validate)
+        self.weight = _check_weight_arg(weight, type(self).__name__, "weight")
+
     def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
         xp = self._namespace(input, target)
+        w = _broadcast_weight(self.weight, input, xp, type(self).__name__, "weight")
         target = self._same_shape_target(input, target, xp)
         p, t = input, target
         if self.validate:
@@ -344,7 +496,12 @@ class BCELoss(Loss):
         )
         el = (t - 1.0) * log_q - t * log_p
         g = (p - t) / xp.maximum((1.0 - p) * p, _BCE_GRAD_EPS)
+        if w is not None:
+            el, g = _apply_weight(el, g, w)
         return self._reduce(el, g, math.prod(input.shape), fresh=True, xp=xp)
+
+    def extra_repr(self) -> str:
+        return _weight_repr(super().extra_repr(), "weight", self.weight)
 
 
 class BCEWithLogitsLoss(Loss):
@@ -352,6 +509,9 @@ class BCEWithLogitsLoss(Loss):
 
     Parameters
     ----------
+    weight
+        Optional rescaling weight of each element's loss, a float or an array
+        broadcastable to the input, on the input's backend (torch's ``weight``).
     pos_weight
         Weight of the positive term, a float or an array broadcastable to the input
         (usually shape ``(C,)``) on the input's backend; default none.
@@ -363,34 +523,26 @@ class BCEWithLogitsLoss(Loss):
     Per element, with ``w = 1 + (pos_weight - 1) t`` (``w = 1`` without pos_weight):
     ``(1 - t) x - w log σ(x)``, ``log σ(x) = min(x, 0) - log1p(exp(-|x|))`` (finite for
     any x). Gradient: ``w σ(x) - pos_weight · t`` (``σ(x) - t`` without pos_weight),
-    divided by M for the mean.
+    divided by M for the mean; with ``weight`` both are multiplied by it.
     """
 
     def __init__(
         self,
         *,
+        weight: Array | float | None = None,
         pos_weight: Array | float | None = None,
         reduction: str = "mean",
         validate: bool = True,
     ) -> None:
         super().__init__(reduction=reduction, validate=validate)
-        if pos_weight is not None and not isinstance(pos_weight, (int, float)) and not _backend.is_array(pos_weight):
-            raise TypeError(
-                f"BCEWithLogitsLoss: pos_weight must be a float or an array, got "
-                f"{type(pos_weight).__name__}. Hint: xpnet.asarray(values, backend)"
-            )
-        self.pos_weight = pos_weight
+        self.weight = _check_weight_arg(weight, type(self).__name__, "weight")
+        self.pos_weight = _check_weight_arg(pos_weight, type(self).__name__, "pos_weight")
 
     def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
         xp = self._namespace(input, target)
-        pw = self.pos_weight
-        if pw is not None and not isinstance(pw, (int, float)):
-            _backend.namespace_of(input, pw)  # TypeError naming both backends if mixed
-            self._check_pos_weight(input, pw)
-            if pw.dtype != input.dtype:
-                pw = xp.astype(pw, input.dtype)
-        elif pw is not None:
-            pw = float(pw)
+        who = type(self).__name__
+        pw = _broadcast_weight(self.pos_weight, input, xp, who, "pos_weight")
+        w = _broadcast_weight(self.weight, input, xp, who, "weight")
         target = self._same_shape_target(input, target, xp)
         x, t = input, target
         e = xp.exp(-xp.abs(x))
@@ -400,32 +552,15 @@ class BCEWithLogitsLoss(Loss):
             el = (1.0 - t) * x - log_sig
             g = sig - t
         else:
-            w = 1.0 + (pw - 1.0) * t
-            el = (1.0 - t) * x - w * log_sig
-            g = w * sig - pw * t
+            lw = 1.0 + (pw - 1.0) * t
+            el = (1.0 - t) * x - lw * log_sig
+            g = lw * sig - pw * t
+        if w is not None:
+            el, g = _apply_weight(el, g, w)
         return self._reduce(el, g, math.prod(input.shape), fresh=True, xp=xp)
 
-    @staticmethod
-    def _check_pos_weight(input: Array, pw: Array) -> None:
-        ps, xs = tuple(pw.shape), tuple(input.shape)
-        ok = len(ps) <= len(xs) and all(a in (1, b) for a, b in zip(ps[::-1], xs[::-1]))
-        if not ok:
-            raise ValueError(
-                f"BCEWithLogitsLoss: pos_weight of shape {ps} does not broadcast to the input "
-                f"shape {xs}. Hint: one weight per output column, shape ({xs[-1] if xs else 1},)"
-            )
-        di, dp = _backend.device_of(input), _backend.device_of(pw)
-        if di != dp:
-            raise ValueError(
-                f"BCEWithLogitsLoss: pos_weight is on device {dp!r} but the input is on {di!r}"
-            )
-
     def extra_repr(self) -> str:
-        base = super().extra_repr()
-        if self.pos_weight is None:
-            return base
-        pw = self.pos_weight if isinstance(self.pos_weight, (int, float)) else f"<array {tuple(self.pos_weight.shape)}>"
-        return ", ".join(([base] if base else []) + [f"pos_weight={pw}"])
+        return _weight_repr(_weight_repr(super().extra_repr(), "weight", self.weight), "pos_weight", self.pos_weight)
 
 
 class _ClassLoss(Loss):
@@ -770,3 +905,74 @@ class CrossEntropyLoss(_ClassLoss):
         if not self.label_smoothing:
             return base
         return ", ".join(([base] if base else []) + [f"label_smoothing={self.label_smoothing}"])
+
+
+class NLLLoss(_ClassLoss):
+    """Negative log-likelihood of class labels given log-probabilities (torch's ``NLLLoss``).
+
+    Parameters
+    ----------
+    weight
+        Optional per-class weights, shape ``(C,)``, on the input's backend, device and
+        dtype (as :class:`CrossEntropyLoss`).
+    ignore_index
+        Label whose samples contribute neither loss nor gradient (default -100).
+    reduction
+        ``"mean"`` (the weighted mean ``Σ w_{y_i} ℓ_i / Σ w_{y_i}``), ``"sum"``, or
+        ``"none"`` (per-sample ``w_{y_i} ℓ_i``, shape ``(N, d1, ...)``).
+    validate
+        Check that labels lie in ``[0, C)`` or equal ``ignore_index`` (host sync); see
+        :class:`CrossEntropyLoss` for ``validate=False``.
+
+    Shape
+    -----
+    ``input``: log-probabilities ``(N, C)`` or ``(N, C, d1, ...)`` (e.g. from
+    :class:`~xpnet.LogSoftmax` with ``dim=1``). ``target``: integer labels ``(N,)`` or
+    ``(N, d1, ...)``.
+
+    Notes
+    -----
+    ``L = -(1/D) Σ_i m_i w_{y_i} x_{i, y_i}`` with ``D = Σ_i m_i w_{y_i}`` for the mean
+    (1 for the sum). Gradient: ``-m_i w_{y_i} / D`` at ``(i, y_i)``, 0 elsewhere. A
+    ``-inf`` log-probability of a non-target class adds nothing (as torch). ``D = 0``
+    (every sample ignored, or all kept weights 0): the loss is NaN, the gradient NaN at
+    the kept targets and 0 elsewhere, as torch.
+    """
+
+    _input_name = "log-probabilities"
+
+    def __init__(
+        self,
+        *,
+        weight: Array | None = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        validate: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, validate=validate)
+        self._init_class_args(weight, ignore_index)
+
+    def _forward_2d(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
+        n, c = (int(v) for v in input.shape)
+        if target.ndim != 1 or target.shape[0] != n:
+            raise ValueError(
+                f"NLLLoss: target must be class labels of shape ({n},) for log-probabilities "
+                f"of shape {(n, c)}, got {tuple(target.shape)}"
+            )
+        e, m, _ = self._label_onehot(xp, input, target)
+        w = self.weight
+        if w is not None:
+            self._check_weight(xp, input, w, c)
+            t = e * w
+            d = xp.sum(t)
+        else:
+            t = e
+            d = n if m is None else xp.sum(m)
+        el = -xp.sum(t * xp.where(t == 0, 0.0, input), axis=1)
+        g = 0.0 - t
+        if isinstance(d, int) or self.reduction != "mean":
+            return self._reduce(el, g, n, fresh=True, xp=xp)
+        pos, d, inv = self._inv_divisor(d, xp=xp)
+        # torch writes -w_y / D at the targets only: NaN there when D = 0, 0 elsewhere.
+        g = xp.where(e != 0, g * inv, 0.0)
+        return xp.where(pos, xp.sum(el) / d, math.nan)[...], g
