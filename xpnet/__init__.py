@@ -62,7 +62,17 @@ from .layers import (
     MaxPool2d,
     Sequential,
 )
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .models import mlp
 from .module import Module, Parameter
 from .random import default_generator, get_rng_state, manual_seed, set_rng_state
@@ -94,6 +104,7 @@ __all__ = [
     "History",
     "HuberLoss",
     "Identity",
+    "KLDivLoss",
     "L1Loss",
     "LRSchedulerCallback",
     "LeakyReLU",
@@ -106,6 +117,7 @@ __all__ = [
     "Mish",
     "ModelCheckpoint",
     "Module",
+    "NLLLoss",
     "NaNGuard",
     "NonFiniteLossError",
     "PReLU",
@@ -116,6 +128,7 @@ __all__ = [
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Softsign",
