@@ -3,20 +3,24 @@
 - :mod:`~xpnet.layers.linear`: ``Linear``, ``Identity``
 - :mod:`~xpnet.layers.flatten`: ``Flatten``
 - :mod:`~xpnet.layers.dropout`: ``Dropout``
-- :mod:`~xpnet.layers.containers`: ``Sequential``
+- :mod:`~xpnet.layers.containers`: ``Sequential``, ``Residual``
 - :mod:`~xpnet.layers.conv`: ``Conv2d``
 - :mod:`~xpnet.layers.pooling`: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d``
+- :mod:`~xpnet.layers.normalization`: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``
+- :mod:`~xpnet.layers.embedding`: ``Embedding``
 
 Layouts and defaults are torch's, so weights copy across unchanged.
 """
 
 from __future__ import annotations
 
-from .containers import Sequential
+from .containers import Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .flatten import Flatten
 from .linear import Identity, Linear
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 __all__ = [
@@ -29,4 +33,9 @@ __all__ = [
     "MaxPool2d",
     "AvgPool2d",
     "AdaptiveAvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "Embedding",
+    "Residual",
 ]

@@ -1,4 +1,4 @@
-"""``Sequential``: a chain of modules, forward in order and backward in reverse."""
+"""Containers: ``Sequential`` (a chain of modules) and ``Residual`` (``x + module(x)``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from .. import _backend
 from ..module import Module
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "Residual"]
 
 Array = Any
 
@@ -78,3 +79,53 @@ class Sequential(Module):
             layers[k].backward_params(dy)
         for layer in layers[:k]:
             layer.pop_saved()
+
+
+class Residual(Module):
+    """Skip connection ``y = x + module(x)``, the building block of ResNets.
+
+    Parameters
+    ----------
+    module
+        The residual branch; it must keep the shape of its input (use a ``Linear`` or a
+        convolution to project first when the widths differ).
+
+    Shape
+    -----
+    Input ``(*)``, output ``(*)``, the same shape.
+
+    Notes
+    -----
+    Forward ``y = x + F(x)``. Backward ``dx = dy + F'(x)ᵀ dy``: the upstream gradient
+    passes through the identity unchanged and through the branch's own backward, and the
+    two add. The branch's parameters are named ``module.<name>`` (``"0.module.weight"``
+    inside a ``Sequential``). A ``Residual`` (or the module inside it) applied several
+    times in one forward gets its backwards in reverse order, like every module.
+    """
+
+    def __init__(self, module: Module) -> None:
+        super().__init__()
+        if not isinstance(module, Module):
+            raise TypeError(f"Residual: expected a Module, got {type(module).__name__}")
+        self.module = module
+
+    def forward(self, x: Array) -> Array:
+        fx = self.module.forward(x)
+        if tuple(fx.shape) != tuple(x.shape):
+            raise ValueError(
+                f"Residual: the branch must keep the input's shape for x + module(x), but "
+                f"{type(self.module).__name__} maps {tuple(x.shape)} to {tuple(fx.shape)}. "
+                f"Hint: make the branch end in as many features/channels as it starts with"
+            )
+        _backend.namespace_of(x, fx)
+        self.save_for_backward(None)
+        return x + fx
+
+    def backward(self, dy: Array) -> Array:
+        self.pop_saved()
+        return dy + self.module.backward(dy)
+
+    def backward_params(self, dy: Array) -> None:
+        """The branch's parameter gradients; the identity path carries no parameters."""
+        self.pop_saved()
+        self.module.backward_params(dy)
