@@ -414,6 +414,8 @@ def check_layer(
         whose train-mode forward is not a fixed function).
     input
         Host array to use instead of the random input (keep it off kinks such as ReLU at 0).
+        An integer array (indices into an ``Embedding``) keeps its dtype on every backend;
+        ``backward`` must then return ``None``, and only parameter gradients are checked.
     rtol, atol
         Tolerances of the agreement with NumPy; default the dtype's
         :data:`~xpnet.testing.assertions.DEFAULT_TOLERANCES`.
@@ -442,7 +444,12 @@ def check_layer(
             f"Hint: pass the class or a lambda that builds the layer"
         )
     rng = np.random.default_rng(seed)
-    x_host = np.asarray(input, dtype=np.float64) if input is not None else rng.standard_normal(shape)
+    if input is None:
+        x_host = rng.standard_normal(shape)
+    else:
+        x_host = np.asarray(input)
+        # Integer inputs (indices) keep their dtype; anything else is float64 on the host.
+        x_host = x_host if x_host.dtype.kind in "iu" else x_host.astype(np.float64)
     if x_host.shape != shape:
         raise ValueError(f"check_layer: input has shape {x_host.shape}, expected {shape}")
     dy_seed = int(rng.integers(2**31))
@@ -502,7 +509,8 @@ def _check_one(
 
     # ---- forward in training mode
     layer.train()
-    x = b.asarray(x_host, dtype=dt)
+    integer_input = x_host.dtype.kind in "iu"
+    x = b.asarray(x_host, dtype=None if integer_input else dt)
     x_before = _backend.to_numpy(x).copy()
     try:
         y = _call_watched(r, b, "forward", lambda: layer.forward(x))
@@ -528,8 +536,15 @@ def _check_one(
     except Exception as exc:  # noqa: BLE001
         r.fail("backward", _describe_exc(exc), _exception_hint(exc, b))
         backward_ran = False
+    if backward_ran and integer_input:
+        if dx is None:
+            r.passed.append("backward dx (None: integer input)")
+        else:
+            r.fail("backward", "backward returned a gradient for an integer input", "return None: indices have no gradient")
     if backward_ran:
-        if _placement(r, "dx (backward's return value)", dx, b, dt, tuple(x_host.shape)):
+        if integer_input:
+            pass
+        elif _placement(r, "dx (backward's return value)", dx, b, dt, tuple(x_host.shape)):
             r.passed.append("backward dx")
             outs.dx = _backend.to_numpy(dx)
         if not np.array_equal(_backend.to_numpy(dy), dy_host.astype(dt)):
@@ -588,7 +603,7 @@ def _check_one(
         else:
             try:
                 g_layer = _fresh(host_layer, b, "float64")
-                res = _gradcheck(g_layer, b.asarray(x_host, dtype="float64"), seed=seed)
+                res = _gradcheck(g_layer, b.asarray(x_host, dtype=None if integer_input else "float64"), seed=seed)
                 r.gradcheck_max_abs_err = dict(res.max_abs_err)
                 r.passed.append("gradcheck")
             except GradcheckError as exc:

@@ -109,7 +109,9 @@ def gradcheck(
     module
         A module whose parameters are float64 on ``x``'s backend.
     x
-        Float64 input on the module's backend; keep it away from kinks (ReLU at 0).
+        Float64 input on the module's backend; keep it away from kinks (ReLU at 0). An
+        integer input (indices into an ``Embedding``) is not perturbed: ``backward`` must
+        return ``None`` for it and only the parameter gradients are checked.
     dy
         Upstream gradient; default a seeded standard normal of the output's shape.
     eps, rtol, atol
@@ -129,7 +131,11 @@ def gradcheck(
     GradcheckError
         Naming the tensor and the worst index.
     """
-    xp, _ = _perturbable(x, who="gradcheck")
+    xp = _backend.namespace_of(x)
+    # Integer inputs (Embedding's indices) have no gradient: only the parameters are checked.
+    integer_input = xp.isdtype(x.dtype, "integral")
+    if not integer_input:
+        _perturbable(x, who="gradcheck")
     was_training = module.training
     module.train()
     dev = _backend.device_of(x)
@@ -154,7 +160,11 @@ def gradcheck(
             module.train()
 
     result = GradcheckResult()
-    result.max_abs_err["input"] = _compare("input", _backend.to_numpy(dx), numeric_grad(eval_at, x, eps=eps), rtol, atol)
+    if integer_input:
+        if dx is not None:
+            raise GradcheckError("input: the input holds integers, which have no gradient, but backward returned one")
+    else:
+        result.max_abs_err["input"] = _compare("input", _backend.to_numpy(dx), numeric_grad(eval_at, x, eps=eps), rtol, atol)
     if check_params:
         for name, p in module.named_parameters():
             if not p.requires_grad:
