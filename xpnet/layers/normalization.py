@@ -18,9 +18,7 @@ import math
 import numbers
 from typing import Any
 
-import numpy as np
-
-from .. import _backend
+from .. import _backend, init
 from ..module import Module
 from ._util import _host_param, _like
 
@@ -76,15 +74,16 @@ class _BatchNorm(Module):
         name = _float_dtype_name(dtype)
         c = self.num_features
         if self.affine:
-            self.weight = _host_param(np.ones(c), name)
-            self.bias = _host_param(np.zeros(c), name)
+            self.weight = _host_param(init.ones(c), name)
+            self.bias = _host_param(init.zeros(c), name)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(c, dtype=name))
-            self.register_buffer("running_var", np.ones(c, dtype=name))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+            # Host arrays like the parameters' initial values; model.to() moves them.
+            self.register_buffer("running_mean", init.zeros(c).astype(name))
+            self.register_buffer("running_var", init.ones(c).astype(name))
+            self.register_buffer("num_batches_tracked", init.zeros(()).astype("int64"))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -352,9 +351,9 @@ class LayerNorm(Module):
         self.elementwise_affine = bool(elementwise_affine)
         name = _float_dtype_name(dtype)
         if self.elementwise_affine:
-            self.weight = _host_param(np.ones(self.normalized_shape), name)
+            self.weight = _host_param(init.ones(self.normalized_shape), name)
             if bias:
-                self.bias = _host_param(np.zeros(self.normalized_shape), name)
+                self.bias = _host_param(init.zeros(self.normalized_shape), name)
             else:
                 self.register_parameter("bias", None)
         else:
