@@ -12,7 +12,7 @@ The public API follows PyTorch's names and layouts::
 
 from __future__ import annotations
 
-from . import callbacks, data, functional, init, metrics, optim, testing
+from . import callbacks, data, distributed, functional, init, metrics, optim, testing
 from ._backend import asarray, backend_name, get_namespace, namespace_of, to_numpy
 from .activations import (
     CELU,
@@ -151,6 +151,7 @@ __all__ = [
     "clip_grad_value_",
     "data",
     "default_generator",
+    "distributed",
     "evaluate",
     "fit",
     "functional",

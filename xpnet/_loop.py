@@ -253,6 +253,10 @@ class EpochRunner:
         Report the running loss every this many steps (one sync each), or None.
     validation
         ``(X_val, y_val)`` or None, and ``validation_batch_size``.
+    sync
+        A :class:`xpnet.distributed.DataParallel` when several processes train together:
+        it sums the gradients before each optimizer step and the logged values at the
+        epoch's end. None for one process.
     """
 
     def __init__(
@@ -270,6 +274,7 @@ class EpochRunner:
         log_every: int | None,
         validation: tuple[Any, Any] | None,
         validation_batch_size: int,
+        sync: Any = None,
     ) -> None:
         self.model, self.loss_fn, self.optimizer, self.loader = model, loss_fn, optimizer, loader
         self.xp = xp
@@ -280,6 +285,7 @@ class EpochRunner:
         self.log_every = log_every
         self.validation = validation
         self.validation_batch_size = validation_batch_size
+        self.sync = sync  # data-parallel (xpnet.distributed.DataParallel) or None
         self.counted = [(n, f) for n, f in self.metric_fns if getattr(f, "counted", False)]
         self.plain = [(n, f) for n, f in self.metric_fns if not getattr(f, "counted", False)]
         self.batch_begin = self._hooks("on_batch_begin")
@@ -325,6 +331,7 @@ class EpochRunner:
         per_batch = bool(batch_begin or batch_end)
         live = self.progress.mode != "silent"  # the per-step progress call does nothing when silent
         log_every, logged = self.log_every, 0
+        sync = self.sync
         model.train()
         for step, (xb, yb) in enumerate(self.loader):
             if per_batch:
@@ -341,6 +348,8 @@ class EpochRunner:
             model.zero_grad()
             # dL/d(input) is never used here: backward_params skips computing it.
             model.backward_params(dy)
+            if sync is not None:
+                sync.reduce_gradients(step, xb.shape[0])  # the one collective of the step
             optimizer.step()
             sizes.append(xb.shape[0])
             if log_every is not None and (step + 1) % log_every == 0:
@@ -362,6 +371,9 @@ class EpochRunner:
         """The ``log_every`` report: the mean loss of the steps since the last one (a sync)."""
         part = log.steplog.host(logged)[0]
         w_part = np.asarray(log.sizes[logged:done], dtype=np.float64)
+        if self.sync is not None:
+            part, _, w_part = self.sync.reduce_logs(part[None, :], [], w_part)
+            part = part[0]
         self.progress.step(done, _reduce(self.loss_fn, part, w_part, int(w_part.sum())))
         return done
 
@@ -380,6 +392,9 @@ class EpochRunner:
         else:
             host = log.steplog.host()
             counts = _totals_host(xp, totals)
+        if self.sync is not None:  # every rank's shard values -> the global batches'
+            host, counts, w = self.sync.reduce_logs(host, counts, w)
+            seen = int(w.sum())
         self.state.batch_losses = host[0]
         logs: dict[str, Any] = {"loss": _reduce(self.loss_fn, host[0], w, seen)}
         c = p = 0

@@ -162,7 +162,12 @@ class Callback:
     stop_training
         Set to True to end training after the current step (from ``on_batch_end``) or
         epoch (from ``on_epoch_end``). ``fit`` resets it to False at the start.
+    main_process_only
+        Class attribute: True for callbacks that write files (checkpoints, CSV logs),
+        which data-parallel ``fit`` runs on rank 0 only (:mod:`xpnet.distributed`).
     """
+
+    main_process_only: bool = False
 
     def __init__(self) -> None:
         self.model: Module | None = None
@@ -589,6 +594,9 @@ class LRSchedulerCallback(Callback):
 class ModelCheckpoint(Callback):
     """Save a checkpoint at the end of epochs with :func:`xpnet.checkpoint.save_checkpoint`.
 
+    With several processes training together (:mod:`xpnet.distributed`), rank 0 alone
+    writes (``main_process_only``).
+
     Parameters
     ----------
     path
@@ -621,6 +629,8 @@ class ModelCheckpoint(Callback):
     best
         Best monitored value seen.
     """
+
+    main_process_only = True
 
     def __init__(
         self,
@@ -687,7 +697,7 @@ class ModelCheckpoint(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one CSV row per epoch: ``epoch`` then every numeric log key.
+    """Append one CSV row per epoch: ``epoch`` then every numeric log key (rank 0 only).
 
     Parameters
     ----------
@@ -698,6 +708,8 @@ class CSVLogger(Callback):
     append
         Add to an existing file (for resumed runs) instead of overwriting it.
     """
+
+    main_process_only = True
 
     def __init__(self, path: str | os.PathLike[str], separator: str = ",", append: bool = False) -> None:
         super().__init__()

@@ -43,6 +43,7 @@ from .callbacks import (
     NonFiniteLossError,
     TrainState,
 )
+from .distributed.data_parallel import data_parallel_for
 from .metrics import accuracy, binary_accuracy, counting_form, get_metric, metric_name
 from .module import Module
 from .progress import ProgressReporter, resolve_mode
@@ -352,6 +353,7 @@ def fit(
     validate_data: bool = True,
     nan_guard: bool = True,
     validation_batch_size: int = 256,
+    distributed: bool | str = "auto",
 ) -> History:
     """Train ``model`` on ``(X, y)`` with mini-batch gradient descent.
 
@@ -412,6 +414,11 @@ def fit(
         :class:`~xpnet.callbacks.NonFiniteLossError`.
     validation_batch_size
         Batch size of the validation pass.
+    distributed
+        ``"auto"`` (default): data-parallel when this process is one of several launched
+        together (``mpiexec -n N``; see :mod:`xpnet.distributed`), ``batch_size`` then
+        being the global batch; ``True``: the data-parallel path even on one process;
+        ``False``: this process trains alone. See ``docs/distributed.md``.
 
     Returns
     -------
@@ -442,10 +449,14 @@ def fit(
     if log_every is not None:
         log_every = _check_int(log_every, "log_every", minimum=1)
     callbacks = _check_fit_objects(model, optimizer, callbacks)
-    mode = resolve_mode(verbose)
+    dp = data_parallel_for(distributed, model, loss_fn, batch_size)
+    mode = resolve_mode(verbose) if dp is None or dp.is_main else "silent"
     xp, validation_data = _check_fit_data(model, loss_fn, X, y, validation_data, validate_data)
     metric_fns = _resolve_metrics(metrics, loss_fn)
-    loader, gen = _train_loader(X, y, batch_size, shuffle, drop_last, generator, initial_epoch)
+    loader, gen = _train_loader(X, y, batch_size, shuffle, drop_last, generator, initial_epoch, dp)
+    if dp is not None:
+        callbacks = dp.callbacks(callbacks)  # files are written by rank 0 only
+        dp.sync_model(model)
 
     history = History()
     all_cbs = _arrange_callbacks(callbacks, nan_guard=nan_guard, scheduler=scheduler, history=history)
@@ -460,14 +471,17 @@ def fit(
         "do_validation": validation_data is not None,
         "metrics": [name for name, _ in metric_fns],
         "shuffle": bool(shuffle),
+        "world_size": 1 if dp is None else dp.world,
     }
     for cb in all_cbs:
         cb.set_context(model=model, optimizer=optimizer, params=params, state=state)
     progress = ProgressReporter(mode, epochs=epochs, steps=len(loader))
+    if dp is not None:
+        progress.message(dp.describe(xp))
     runner = EpochRunner(
         model, loss_fn, optimizer, loader, xp=xp, metric_fns=metric_fns, callbacks=all_cbs,
         state=state, progress=progress, log_every=log_every, validation=validation_data,
-        validation_batch_size=validation_batch_size,
+        validation_batch_size=validation_batch_size, sync=dp,
     )
     return _train(runner, history, range(initial_epoch, epochs))
 
@@ -511,9 +525,12 @@ def _check_fit_data(
 
 def _train_loader(
     X: Any, y: Any, batch_size: int, shuffle: bool, drop_last: bool, generator: Any,
-    initial_epoch: int,
+    initial_epoch: int, dp: Any = None,
 ) -> tuple[Any, np.random.Generator | None]:
-    """The epoch's batches: a seeded host-side order, fast-forwarded when resuming from a seed."""
+    """The epoch's batches: a seeded host-side order, fast-forwarded when resuming from a seed.
+
+    With ``dp`` (data-parallel) the same order on every rank, each taking its shard.
+    """
     from .data import DataLoader  # lazy: data sits above training in the dependency graph
 
     n = int(X.shape[0])
@@ -525,8 +542,9 @@ def _train_loader(
             for _ in range(initial_epoch):
                 gen.permutation(n)
     # The data's values were checked by fit (or the caller opted out): no second sync.
-    loader = DataLoader(X, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                        generator=gen, validate=False)
+    make = DataLoader if dp is None else dp.loader
+    loader = make(X, y, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                  generator=gen, validate=False)
     if len(loader) == 0:
         raise ValueError(
             f"fit: drop_last=True with batch_size={batch_size} > {n} samples leaves no batch"
