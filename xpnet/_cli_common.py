@@ -118,8 +118,15 @@ class _UsageError(Exception):
 
 
 def _out(args: argparse.Namespace, msg: str) -> None:
-    if not getattr(args, "quiet", False):
+    if not getattr(args, "quiet", False) and _main_process():
         print(msg, flush=True)
+
+
+def _main_process() -> bool:
+    """False on the ranks > 0 of a data-parallel run (rank 0 alone prints)."""
+    from . import distributed
+
+    return not distributed.is_initialized() or distributed.is_main()
 
 
 def _resolve_backend(name: str | None, device: str | None) -> tuple[Any, Any]:

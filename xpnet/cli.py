@@ -451,6 +451,17 @@ def _library_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``xpnet`` command line; return the exit status (see :func:`_main`).
+
+    Under ``mpiexec`` a failing rank aborts the whole job (``MPI_Abort``) after printing
+    its error, so the other ranks never wait for it in a collective.
+    """
+    from .distributed import exit_status
+
+    return exit_status(_main(argv))
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     """Run the ``xpnet`` command line; return the exit status.
 
     Parameters

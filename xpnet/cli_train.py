@@ -211,18 +211,48 @@ def run(args: argparse.Namespace) -> int:
     """``xpnet train``: every phase in order; returns the exit status."""
     t0 = time.perf_counter()
     _check_outputs(args)
+    world = _join_processes(args)
     xp, dev = _resolve_backend(args.backend, args.device)
     ck = _read_meta(args.resume) if args.resume else None
     hp_in = dict(ck.hparams) if ck is not None else None
     cfg, data = _load_data(args, _train_config(args, hp_in), hp_in, xp, dev)
+    _check_global_batch(cfg["batch_size"], world)
     r = _Run(cfg=cfg, hp=_hparams(cfg, data, hp_in), data=data, xp=xp, dev=dev)
     _build(r)
     _resume(args, r, ck)
     _announce(args, r)
     save_cb = (_save_every_epoch(args.save, r.model, r.optimizer, r.scheduler, r.generator,
-                                 r.hp, r.prior) if args.save else None)
+                                 r.hp, r.prior) if args.save and _is_main() else None)
     history = _train(args, r, save_cb)
     return _report(args, r, history, save_cb, t0)
+
+
+def _join_processes(args: argparse.Namespace) -> int:
+    """Under ``mpiexec -n N``: join the other ranks (each CuPy rank on its own GPU); N."""
+    from . import distributed
+
+    g = distributed.init("auto")
+    if g.size > 1 and args.backend == "cupy" and args.device is None:
+        import cupy
+
+        args.device = f"cuda:{g.local_rank % cupy.cuda.runtime.getDeviceCount()}"
+    return g.size
+
+
+def _is_main() -> bool:
+    from . import distributed
+
+    return distributed.is_main()
+
+
+def _check_global_batch(batch_size: int, world: int) -> None:
+    """--batch-size is the global batch: it must split evenly over the processes."""
+    if batch_size % world:
+        raise _UsageError(
+            f"argument --batch-size: {batch_size} is the global batch, split over the "
+            f"{world} processes of this job (mpiexec -n {world}), so it must be divisible "
+            f"by {world}; pass a multiple of {world}"
+        )
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -437,7 +467,10 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
         "seconds": seconds,
         "test_on_train": not d.has_test,
         "test_split": r.hp["test_split"],
+        "world_size": _world_size(),
     }
+    if not _is_main():
+        return 0  # rank 0 writes the files and prints the result
     if save_cb is not None and r.stop <= r.start_epoch:
         save_cb.save(r.start_epoch, history)  # nothing trained: still write the requested file
     if args.metrics_json:
@@ -457,6 +490,12 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
         print(f"{what} loss (MSE): {test['loss']:.6g} after {result['epochs']} epochs in "
               f"{seconds:.1f} s")
     return 0
+
+
+def _world_size() -> int:
+    from . import distributed
+
+    return distributed.world_size()
 
 
 def _save_every_epoch(path: str, model: Any, optimizer: Any, scheduler: Any, g: Any,
