@@ -137,6 +137,8 @@ class Group:
 
     def describe(self, x: Array | None = None) -> str:
         """One line: processes, transport and, given a buffer, its route."""
+        if self.size == 1 and self.backend == "none":
+            return "1 process (nothing to communicate)"
         head = f"{self.size} process{'es' if self.size != 1 else ''} over {self.transport}"
         if x is None:
             return head
