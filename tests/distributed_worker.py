@@ -75,13 +75,16 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed-per-rank", action="store_true",
                     help="negative control: each rank shuffles with its own seed")
+    ap.add_argument("--init-seed-per-rank", action="store_true",
+                    help="each rank initialises its weights differently (rank 0's are broadcast)")
     ap.add_argument("--fail-rank", type=int, default=None)
     args = ap.parse_args()
     xpnet.distributed.init()
     rank = xpnet.distributed.rank()
     seed = 1 + (rank if args.seed_per_rank else 0)
     extra = (FailAt(args.fail_rank),) if args.fail_rank is not None else ()
-    result = train(args.backend, seed=seed, extra=extra)
+    init_seed = 7 + (100 * rank if args.init_seed_per_rank else 0)
+    result = train(args.backend, seed=seed, init_seed=init_seed, extra=extra)
     result["world_size"] = np.asarray(xpnet.distributed.world_size())
     np.savez(f"{args.out}.rank{rank}.npz", **result)
 

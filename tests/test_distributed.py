@@ -337,6 +337,14 @@ def test_negative_control_ranks_with_different_seeds_fail_the_comparison(tmp_pat
 
 
 @mpi
+def test_rank_0_weights_are_broadcast_at_the_start(tmp_path):
+    ref = _reference("numpy")  # initialised with rank 0's seed
+    ranks = _worker(tmp_path, 2, "--init-seed-per-rank")
+    assert _rel(ranks[0]["losses"], ref["losses"]) <= RANK_RTOL
+    np.testing.assert_array_equal(ranks[1]["param0"], ranks[0]["param0"])
+
+
+@mpi
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     rc, _, err = _mpiexec(2, sys.executable, WORKER, "--out", tmp_path / "x", "--fail-rank", "1")
     assert rc != 0
