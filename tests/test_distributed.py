@@ -253,6 +253,29 @@ def test_nccl_group_reduces_cupy_buffers_on_its_communicator(monkeypatch):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py not installed")
+def test_auto_mpi_group_sends_cupy_buffers_to_nccl_made_at_the_first_one(monkeypatch):
+    made = []
+
+    class FakeNCCL:
+        def all_reduce(self, src, dst, op="sum"):
+            made.append("all_reduce")
+
+    def create(size, rank, *, use_mpi, host_group):
+        made.append(("create", size, rank, use_mpi))
+        return _groups.NCCLGroup(FakeNCCL(), rank, size, host_group)
+
+    monkeypatch.setattr(_groups, "nccl_available", lambda: True)
+    monkeypatch.setattr(_groups.NCCLGroup, "create", staticmethod(create))
+    g = _groups.MPIGroup(nccl="auto")
+    monkeypatch.setattr(_groups, "kind_of", lambda x: "cupy")
+    x = np.ones(2)
+    assert g.route(x) == "nccl" and made == []  # describing a route makes nothing
+    g.allreduce_(x)
+    g.allreduce_(x)
+    assert made == [("create", 1, 0, True), "all_reduce", "all_reduce"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None, reason="mpi4py not installed")
 def test_mpi_routes_and_values_on_one_process(backend):
     g = _groups.MPIGroup(nccl="never")
     dtype = "float64" if backend.supports_float64 else "float32"

@@ -183,23 +183,27 @@ class MPIGroup(Group):
             return "direct"
         if kind == "torch-cpu":
             return "shared"
-        if kind == "cupy" and self._nccl_for(x) is not None:
+        if kind == "cupy" and (self.nccl is not None or self._nccl_wanted()):
             return "nccl"
         if kind in ("cupy", "torch-cuda") and self.cuda_aware:
             return "cuda-aware"
         return "host"
 
-    def _nccl_for(self, x: Array) -> NCCLGroup | None:
-        if self.nccl is None and self.nccl_mode == "auto" and nccl_available():
-            # Collective: every rank meets its first CuPy buffer at the same step.
+    def _nccl_wanted(self) -> bool:
+        if self.nccl_mode == "auto":
+            self.nccl_mode = "yes" if nccl_available() else "never"  # asked once
+        return self.nccl_mode == "yes"
+
+    def _nccl(self) -> NCCLGroup:
+        if self.nccl is None:
+            # A collective rendezvous: every rank reaches its first CuPy buffer together.
             self.nccl = NCCLGroup.create(self.size, self.rank, use_mpi=True, host_group=self)
-            self.nccl_mode = "made"
         return self.nccl
 
     def allreduce_(self, x: Array) -> Array:
         route = self.route(x)
         if route == "nccl":
-            return self.nccl.allreduce_(x)
+            return self._nccl().allreduce_(x)
         buf, back = self._buffer(x, route)
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
         return back(buf)
@@ -207,7 +211,7 @@ class MPIGroup(Group):
     def broadcast_(self, x: Array, root: int = 0) -> Array:
         route = self.route(x)
         if route == "nccl":
-            return self.nccl.broadcast_(x, root)
+            return self._nccl().broadcast_(x, root)
         buf, back = self._buffer(x, route)
         self.comm.Bcast(buf, root=root)
         return back(buf)
