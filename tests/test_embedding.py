@@ -190,3 +190,17 @@ def test_constructor_and_backward_errors():
 def test_repr():
     assert repr(Embedding(10, 4, padding_idx=-1)) == "Embedding(10, 4, padding_idx=9)"
     assert repr(xpnet.Embedding(10, 4)) == "Embedding(10, 4)"
+
+
+def test_backward_cost_benchmark_smoke():
+    # benchmarks/embedding_backward.py makes the table in docs/layers.md; keep it running.
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import embedding_backward
+
+    rows = embedding_backward.main(["--quick"])
+    assert len(rows) == len(embedding_backward.QUICK_CASES)
+    for r in rows:
+        assert r["onehot_err"] < 1e-6 and r["segment_err"] < 1e-5  # float32 vs float64 sums

@@ -68,7 +68,7 @@ class Embedding(Module):
     """
 
     #: Largest ``M·V`` (indices × rows) for which backward builds the one-hot matrix.
-    onehot_max_elements: int = 1 << 22
+    onehot_max_elements: int = 1 << 18
 
     def __init__(
         self,

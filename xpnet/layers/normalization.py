@@ -140,8 +140,9 @@ class _BatchNorm(Module):
         if use_batch:
             if m <= 1:
                 hint = (
-                    "train with a batch size > 1, or call model.eval() to normalize with the "
-                    "running statistics" if self.training else
+                    "train with a batch size > 1 (fit(..., drop_last=True) drops a last batch "
+                    "of one sample), or call model.eval() to normalize with the running "
+                    "statistics" if self.training else
                     "with track_running_stats=False every batch is normalized with its own "
                     "statistics, in eval mode too: pass more than one value per channel"
                 )
