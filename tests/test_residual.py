@@ -152,3 +152,18 @@ def test_residual_errors():
     r = Residual(Tanh()).eval()
     np.testing.assert_allclose(r(np.full(2, 0.5)), 0.5 + np.tanh(0.5))
     assert "(module): Tanh()" in repr(Residual(xpnet.Tanh()))
+
+
+def test_docs_layers_examples_of_these_sections_run():
+    # The python blocks of docs/layers.md's normalization/residual and buffers sections.
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "layers.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)
+    ours = [s for s in sections if s.startswith(("Normalization, embedding and residual blocks", "Buffers"))]
+    assert len(ours) == 2
+    blocks = [b for s in ours for b in re.findall(r"```python\n(.*?)```", s, flags=re.S)]
+    assert len(blocks) >= 2
+    for block in blocks:
+        exec(compile(block, "docs/layers.md", "exec"), {})  # noqa: S102 - our own docs
