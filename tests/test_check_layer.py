@@ -470,3 +470,24 @@ def test_python_scalars_are_not_host_syncs():
     report = check_layer(PythonScalars, (3, 5))
     assert report.ok
     assert "no host sync in forward" in report.backends["array_api_strict:device1"].passed
+
+
+def test_builtin_table_names_every_public_layer():
+    # .ci/gpu-validate certifies this table on the GPU: a layer missing here is a layer the
+    # first lent GPU never checks.
+    public = {
+        n for n in xpnet.__all__
+        if inspect.isclass(getattr(xpnet, n)) and issubclass(getattr(xpnet, n), xpnet.Module)
+    }
+    covered = {type(factory()).__name__ for factory, _, _ in BUILTIN.values()}
+    missing = public - covered - {"Module"}
+    assert not missing, f"add these layers to BUILTIN: {sorted(missing)}"
+
+
+def test_require_backends_raises_instead_of_skipping():
+    from xpnet.testing import BackendUnavailable
+
+    with pytest.warns(UserWarning, match="skipping unavailable backend"):
+        check_layer(xpnet.ReLU, (2, 3), backends=["numpy", "torch:cuda:7"])
+    with pytest.raises(BackendUnavailable, match=r"required backend 'torch:cuda:7'"):
+        check_layer(xpnet.ReLU, (2, 3), backends=["numpy", "torch:cuda:7"], require_backends=True)

@@ -10,6 +10,7 @@ dependency graph: nothing here imports another xpnet module.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import array_api_compat
@@ -48,6 +49,13 @@ _BACKEND_MODULES = {
     "torch": "torch",
     "array_api_strict": "array_api_strict",
     "jax": "jax.numpy",
+}
+# Raw libraries whose array-api-compat wrapper is what namespace_of() returns for
+# their arrays; mapping them by name avoids creating a probe array.
+_COMPAT_WRAPPERS = {
+    "numpy": "array_api_compat.numpy",
+    "torch": "array_api_compat.torch",
+    "cupy": "array_api_compat.cupy",
 }
 _ALIASES = {"np": "numpy", "cp": "cupy", "pytorch": "torch", "strict": "array_api_strict"}
 
@@ -155,6 +163,11 @@ def get_namespace(backend: str | Namespace) -> Namespace:
     name = getattr(backend, "__name__", "")
     if name.startswith("array_api_compat.") or name == "array_api_strict":
         return backend
+    wrapper = _COMPAT_WRAPPERS.get(name)
+    if wrapper is not None and sys.modules.get(name) is backend:
+        # No probe array: allocating one would touch the *current* device, i.e. GPU 0
+        # on every CuPy rank of a data-parallel run, once per moved parameter.
+        return importlib.import_module(wrapper)
     try:
         probe = backend.asarray([0.0])
     except Exception as exc:  # noqa: BLE001 - any failure means "not a namespace"

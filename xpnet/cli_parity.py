@@ -80,11 +80,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-rows", type=positive_int, default=None, metavar="N",
                    help="show at most about N table rows (first, last, around the first failure)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the full report as JSON")
+    p.add_argument("--require-backends", action="store_true",
+                   help="fail (exit 2) instead of skipping when a listed backend is unavailable; "
+                        "a GPU validation run uses it so that it cannot pass without the GPU")
     p.set_defaults(func=run)
     return p
 
 
-def _backends(text: str | None) -> list[Any]:
+def _backends(text: str | None, require: bool = False) -> list[Any]:
     from .testing._backends import KNOWN_BACKENDS, BackendUnavailable, get_backend
 
     names = [n.strip() for n in (text or DEFAULT_BACKENDS).split(",") if n.strip()]
@@ -102,6 +105,8 @@ def _backends(text: str | None) -> list[Any]:
         try:
             found.append(get_backend(n))
         except BackendUnavailable as exc:
+            if require:
+                raise _ArgError(f"required backend {n} is unavailable: {exc}") from None
             if text:  # asked for by name: say so; the default list skips quietly
                 print(f"{PROG}: warning: skipping unavailable backend {n} ({exc})", file=sys.stderr)
     if len(found) < 2:
@@ -156,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     from .testing.parity import check_parity
 
     try:
-        backends = _backends(args.backends)
+        backends = _backends(args.backends, args.require_backends)
         X, y, task, n_out = _data(args.dataset)
         activation = str(args.activation).strip().lower()
         try:

@@ -12,9 +12,11 @@
 from ._backends import (
     Backend,
     BackendUnavailable,
+    Float64Unavailable,
     available_backends,
     get_backend,
     requested_backends,
+    required_backends,
 )
 from .assertions import DEFAULT_TOLERANCES, assert_close, default_tolerances
 from .check_layer import LayerCheckError, LayerCheckReport, check_layer
@@ -26,6 +28,7 @@ __all__ = [
     "PARITY_TOLERANCES",
     "Backend",
     "BackendUnavailable",
+    "Float64Unavailable",
     "GradcheckError",
     "GradcheckResult",
     "LayerCheckError",
@@ -39,6 +42,7 @@ __all__ = [
     "default_tolerances",
     "environment_info",
     "get_backend",
+    "required_backends",
     "gradcheck",
     "gradcheck_loss",
     "numeric_grad",

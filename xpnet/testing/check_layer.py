@@ -357,7 +357,7 @@ class _Outputs:
     grads: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _resolve(backends: Sequence[Backend | str] | None) -> list[Backend]:
+def _resolve(backends: Sequence[Backend | str] | None, require: bool = False) -> list[Backend]:
     names: Sequence[Backend | str] = DEFAULT_BACKENDS if backends is None else backends
     out: list[Backend] = []
     for n in names:
@@ -367,6 +367,8 @@ def _resolve(backends: Sequence[Backend | str] | None) -> list[Backend]:
         try:
             out.append(get_backend(n))
         except BackendUnavailable as exc:
+            if require:
+                raise BackendUnavailable(f"check_layer: required backend {n!r} is unavailable ({exc})") from exc
             if backends is not None:
                 warnings.warn(f"check_layer: skipping unavailable backend {n!r} ({exc})", stacklevel=3)
     if not any(b.name == REFERENCE for b in out):
@@ -387,6 +389,7 @@ def check_layer(
     rtol: float | None = None,
     atol: float | None = None,
     raise_on_failure: bool = True,
+    require_backends: bool = False,
 ) -> LayerCheckReport:
     """Certify a layer on every available backend.
 
@@ -421,6 +424,10 @@ def check_layer(
         :data:`~xpnet.testing.assertions.DEFAULT_TOLERANCES`.
     raise_on_failure
         Raise :class:`LayerCheckError` listing every failure (default).
+    require_backends
+        Raise :class:`~xpnet.testing.BackendUnavailable` when a backend named in
+        ``backends`` cannot be used, instead of warning and skipping it: a GPU
+        validation run must not certify a layer without touching the GPU.
 
     Returns
     -------
@@ -460,7 +467,7 @@ def check_layer(
     # same draws, and leave the generator as we found it.
     rng_state = get_rng_state()
     try:
-        for b in _resolve(backends):
+        for b in _resolve(backends, require_backends):
             set_rng_state(rng_state)
             r, outs = _check_one(host_layer, b, x_host, dy_seed, dtype, gradcheck, seed, ref, rtol, atol)
             report.backends[b.name] = r
