@@ -71,6 +71,12 @@ def test_parameters_without_grad_are_ignored(backend):
     assert float(_backend.to_numpy(zero)) == 0.0
 
 
+def test_empty_parameter_list_returns_a_backend_neutral_zero():
+    # Not a NumPy array: that would leak NumPy into a CuPy or torch program.
+    total = clip_grad_norm_([], 1.0)
+    assert type(total) is float and total == 0.0
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_nonfinite_norm(backend):
     params, _ = _setup(backend, "float32")

@@ -60,7 +60,7 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
-) -> Array:
+) -> Array | float:
     """Scale the gradients so that their total norm is at most ``max_norm``, in place.
 
     Parameters
@@ -78,9 +78,12 @@ def clip_grad_norm_(
 
     Returns
     -------
-    array
+    array or float
         The total norm of all gradients, viewed as one vector, *before* clipping: a 0-d
-        array in the gradients' namespace, device and dtype (no synchronisation).
+        array in the gradients' namespace, device and dtype (no synchronisation); zeros
+        in the parameters' namespace when none has a gradient, and the Python float
+        ``0.0`` for an empty list (there is no namespace to make an array in; torch
+        returns ``tensor(0.)`` there).
 
     Raises
     ------
@@ -107,7 +110,9 @@ def clip_grad_norm_(
             ref = params[0].data
             xp = _backend.namespace_of(ref)
             return xp.zeros((), dtype=ref.dtype, device=_backend.device_of(ref))
-        return _backend.asarray(0.0, dtype="float32")
+        # No parameter, so no namespace to make an array in: a NumPy 0-d array here would
+        # leak NumPy into a CuPy or torch program. A Python 0.0 mixes with every backend.
+        return 0.0
     grads = [p.grad for p in with_grad]
     xp = _backend.namespace_of(*grads)
     norms = [_vector_norm(g, norm_type, xp=xp) for g in grads]
