@@ -78,6 +78,23 @@ def test_regression_metrics_hand_computed(backend):
     assert _value(backend, mean_squared_error(out, flat)) == pytest.approx(5.25 / 4, rel=F32_RTOL)
 
 
+def test_integer_predictions_give_float64_on_every_backend(backend):
+    # Predicted labels are integers: the result dtype must not be the namespace's default
+    # float (float64 on NumPy, float32 on torch) but the same everywhere.
+    want = "float64" if backend.supports_float64 else "float32"
+    y = backend.asarray(np.array([1, 0, 1, 1]))
+    pred01 = backend.asarray(np.array([1, 0, 0, 1]))  # (N,) 0/1 predictions: binary
+    assert _value(backend, accuracy(pred01, y), want) == 0.75
+    assert _value(backend, binary_accuracy(backend.asarray(np.array([[1], [1], [0], [1]])), y), want) == 0.5
+
+
+def test_float32_regression_metrics_are_arrays_not_numpy_scalars(backend):
+    a = backend.asarray(np.array([1.0, 2.0]), dtype="float32")
+    b = backend.asarray(np.array([0.0, 0.0]), dtype="float32")
+    for fn, expected in ((mean_squared_error, 2.5), (mean_absolute_error, 1.5)):
+        assert _value(backend, fn(a, b)) == expected  # backend.check refuses NumPy scalars
+
+
 def test_metric_shape_and_dtype_errors(backend):
     out = backend.asarray(LOGITS, dtype="float32")
     with pytest.raises(TypeError, match="integers"):

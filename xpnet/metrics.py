@@ -59,11 +59,36 @@ Metric = Callable[[Array, Array], Array]
 METRICS: dict[str, Metric] = {}
 
 
+# (namespace, device) -> float64 or float32, for metrics of integer outputs.
+_WIDEST_FLOAT: dict[tuple[int, str], Any] = {}
+
+
 def _float_dtype(xp: Any, x: Array) -> Any:
-    """The floating dtype results are computed in: the output's own, else the default float."""
+    """The floating dtype results are computed in: the output's own if it is floating.
+
+    For integer outputs (predicted labels) it is float64 wherever the device has it, on
+    every backend alike; not the namespace's default float, which is float64 on NumPy
+    but float32 on torch, so the same call would give different dtypes per backend.
+    """
     if xp.isdtype(x.dtype, "real floating"):
         return x.dtype
-    return xp.asarray(0.0, device=_backend.device_of(x)).dtype
+    dev = _backend.device_of(x)
+    key = (id(xp), str(dev))
+    dtype = _WIDEST_FLOAT.get(key)
+    if dtype is None:
+        dtype = _WIDEST_FLOAT[key] = xp.float64 if _backend.supports_float64(xp, dev) else xp.float32
+    return dtype
+
+
+def _as_array(xp: Any, value: Any, like: Array) -> Array:
+    """``value`` as a 0-d array of ``like``'s namespace and device.
+
+    NumPy reduces 0-d arithmetic to scalars (numpy.float32, numpy.float64), which are not
+    arrays to the rest of xpnet; every other backend already returns an array.
+    """
+    if type(value) is type(like):
+        return value
+    return xp.asarray(value, device=_backend.device_of(like))
 
 
 def _count_dtype(xp: Any, x: Array) -> Any:
@@ -96,19 +121,16 @@ def _count(xp: Any, hits: Array) -> Array:
         return count_nonzero(hits)
     # NumPy reduces to a scalar (np.int64), not a 0-d array: asarray makes it one and is a
     # no-op for the other backends.
-    return xp.asarray(xp.sum(xp.astype(hits, _count_dtype(xp, hits))))
+    return _as_array(xp, xp.sum(xp.astype(hits, _count_dtype(xp, hits))), hits)
 
 
 def _fraction(xp: Any, count: Array, n: int, like: Array) -> Array:
     """``count / n`` in ``like``'s floating dtype: the exact integer count, divided once."""
-    return xp.asarray(xp.astype(count, _float_dtype(xp, like)) / float(n))
+    return _as_array(xp, xp.astype(count, _float_dtype(xp, like)) / float(n), like)
 
 
 def _mean(xp: Any, a: Array) -> Array:
-    m = xp.mean(a)
-    # NumPy reduces to a scalar, and numpy.float64 is a Python float subclass that the
-    # backend helpers would not treat as an array: return a real 0-d array.
-    return xp.asarray(m) if isinstance(m, float) else m
+    return _as_array(xp, xp.mean(a), a)
 
 
 def _check_batch(output: Array, target: Array, *, who: str) -> Any:
@@ -185,7 +207,11 @@ def _binary_correct(
             f"multi-class outputs of shape (N, C)"
         )
     thr = (0.0 if from_logits else 0.5) if threshold is None else float(threshold)
-    pred = _as_column_free(xp, output) > thr
+    out = _as_column_free(xp, output)
+    if not xp.isdtype(out.dtype, "real floating"):
+        # 0/1 (or bool) predictions: the Array API forbids comparing them with a float.
+        out = xp.astype(out, _float_dtype(xp, out))
+    pred = out > thr
     tgt = _as_column_free(xp, target)
     if xp.isdtype(tgt.dtype, "bool"):
         truth = tgt

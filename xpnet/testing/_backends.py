@@ -121,6 +121,10 @@ class Backend:
 
     def check(self, x: Any, *, dtype: Any = None, shape: tuple[int, ...] | None = None) -> Any:
         """Assert ``x`` is an array of this namespace on this device (and dtype/shape); return it."""
+        assert not isinstance(x, np.generic), (
+            f"expected a 0-d array of {self.name}, got the NumPy scalar {type(x).__name__} "
+            f"(NumPy reductions return scalars: wrap them with xp.asarray)"
+        )
         ns = _backend.namespace_of(x)
         assert ns is self.xp, f"expected an array of {self.name}, got {_backend.backend_name(ns)}"
         dev = _backend.device_of(x)
