@@ -38,6 +38,12 @@ BUILTIN = {
     "Softmax": (A.Softmax, (4, 5), {}),
     "LogSoftmax": (A.LogSoftmax, (4, 5), {}),
     "Heaviside": (A.Heaviside, (4, 5), {}),
+    "Conv2d": (lambda: xpnet.Conv2d(2, 3, 3, stride=2, padding=1), (2, 2, 5, 6), {}),
+    "Conv2d-groups-dilation": (lambda: xpnet.Conv2d(4, 2, (2, 3), dilation=2, groups=2), (1, 4, 7, 8), {}),
+    # Random inputs have no ties, so the max-pool gradient is a fixed function here.
+    "MaxPool2d": (lambda: xpnet.MaxPool2d(2), (2, 3, 4, 5), {}),
+    "AvgPool2d": (lambda: xpnet.AvgPool2d(3, stride=2, padding=1), (2, 3, 5, 5), {}),
+    "AdaptiveAvgPool2d": (lambda: xpnet.AdaptiveAvgPool2d(1), (2, 3, 4, 5), {}),
 }
 
 
