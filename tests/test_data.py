@@ -357,6 +357,16 @@ def test_standard_scaler_on_backend(backend):
     np.testing.assert_array_equal(backend.to_numpy(Xb), X)  # the input was not modified
 
 
+def test_scaler_of_integer_pixels_has_one_dtype_on_every_backend(backend):
+    pixels = np.array([[0, 16, 3], [8, 16, 5], [16, 0, 7]], dtype=np.int64)
+    want = "float64" if backend.supports_float64 else "float32"
+    for scaler in (StandardScaler(), MinMaxScaler()):
+        Z = scaler.fit_transform(backend.asarray(pixels))
+        backend.check(Z, dtype=want, shape=pixels.shape)
+        ref = type(scaler)().fit_transform(pixels.astype(np.float64))
+        np.testing.assert_allclose(backend.to_numpy(Z), ref, rtol=1e-6 if want == "float32" else 1e-15)
+
+
 def test_scaler_fitted_on_host_transforms_backend_float32(backend):
     X = _scaler_data()
     sc = StandardScaler().fit(X)

@@ -18,6 +18,7 @@ import pytest
 import xpnet
 from xpnet import _backend, optim
 from xpnet.optim import functional as F
+from xpnet.optim.functional import supports_out
 from xpnet.testing import get_backend
 
 # float64: the updates perform the same operations as torch's single-tensor kernels, in
@@ -249,17 +250,18 @@ def test_inplace_and_rebind_paths_are_identical(backend_name, name, kw):
 
 
 @pytest.mark.parametrize(("name", "kw"), OPT_CASES, ids=CASE_IDS)
-def test_out_fast_path_matches_portable_path(name, kw):
-    """NumPy's no-allocation ``out=`` path (DESIGN 2.6) gives the portable path's numbers."""
-    backend = get_backend("numpy")
+def test_out_fast_path_matches_portable_path(backend, name, kw):
+    """The no-allocation ``out=`` path (DESIGN 2.6; NumPy and CuPy) gives the portable
+    path's numbers exactly, and is taken exactly where the backend supports ``out=``."""
     cls = getattr(optim, name)
     fast = type(f"Fast{name}", (cls,), {"scratch_min_size": 0})  # scratch for any size
     params_a, opt_a = _run(backend, "float32", fast, kw, 6)
     params_b, _ = _run(backend, "float32", cls, kw, 6, opt_factory=_portable_class(cls))
     for pa, pb in zip(params_a, params_b):
-        np.testing.assert_array_equal(pa.data, pb.data)
-    if name in ("SGD", "Adam", "AdamW") and not kw.get("nesterov"):
-        assert all(buf is not None for _, buf in opt_a._work.values())  # the fast path was taken
+        np.testing.assert_array_equal(backend.to_numpy(pa.data), backend.to_numpy(pb.data))
+    has_scratch_path = name in ("SGD", "Adam", "AdamW")
+    taken = bool(opt_a._work) and all(buf is not None for _, buf in opt_a._work.values())
+    assert taken == (has_scratch_path and supports_out(backend.xp))
 
 
 def test_scratch_only_for_large_parameters():
@@ -290,13 +292,14 @@ def _assert_same_run(params_a, opt_a, params_b, opt_b):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(("name", "kw"), FLAT_CASES, ids=FLAT_IDS)
-def test_flat_path_is_bitwise_identical_to_per_parameter_path(name, kw, dtype):
-    """The flat multi-tensor update (NumPy) gives the per-parameter path's numbers exactly."""
-    backend = get_backend("numpy")
+def test_flat_path_is_bitwise_identical_to_per_parameter_path(backend, name, kw, dtype):
+    """The flat multi-tensor update (NumPy, CuPy) gives the per-parameter path's numbers
+    exactly; on every other backend the per-parameter path runs (and still agrees)."""
     cls = getattr(optim, name)
     params_a, opt_a = _run(backend, dtype, cls, kw, 6)
     params_b, opt_b = _run(backend, dtype, type(f"PerParam{name}", (_PerParam, cls), {}), kw, 6)
-    assert any(plan is not None for plan in opt_a._plans.values())  # the flat path was taken
+    flat = any(plan is not None for plan in opt_a._plans.values())
+    assert flat == supports_out(backend.xp)  # the flat path is taken exactly where it exists
     assert not any(opt_b._plans.values())
     _assert_same_run(params_a, opt_a, params_b, opt_b)
     # torch's per-parameter layout: one array per parameter, of the parameter's shape.

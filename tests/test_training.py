@@ -317,7 +317,7 @@ def test_invalid_data_is_rejected_before_training(backend):
     assert loss.validate is True  # restored after every failure
 
 
-def test_loss_validation_is_off_during_fit_and_restored(backend):
+def test_loss_validation_is_off_during_fit_without_touching_the_callers_loss(backend):
     X = backend.asarray(XOR_X, dtype="float32")
     y = backend.asarray(XOR_Y, dtype="float32")
     flags = []
@@ -327,10 +327,17 @@ def test_loss_validation_is_off_during_fit_and_restored(backend):
             flags.append(self.validate)
             return super().__call__(input, target)
 
-    loss = Spy()
+    class Watch(Callback):
+        # The user's loss object, as a callback (or another thread) sees it mid-training.
+        def on_batch_end(self, batch, logs=None):
+            seen.append(loss.validate)
+
+    loss, seen = Spy(), []
     model = mlp(backend, [2, 3, 1])
-    fit(model, loss, SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=2, verbose=0)
-    assert loss.validate is True
+    fit(model, loss, SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=2, verbose=0,
+        callbacks=[Watch()])
+    assert loss.validate is True and seen and all(v is True for v in seen)
+    # The copy fit trains with does not validate: every training call saw False.
     assert flags.count(False) >= 4 and all(f is False for f in flags[-4:])
 
 

@@ -11,6 +11,7 @@ loss-validation switch, size-weighted reductions, the one-transfer host copies).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,21 +43,17 @@ def _restore_modes(saved: list[tuple[Module, bool]]) -> None:
         object.__setattr__(m, "training", flag)
 
 
-class _LossValidation:
-    """Context: turn off the loss's own per-call value checks (they sync) and restore them."""
+def _unvalidated(loss_fn: Any) -> Any:
+    """The loss without its own per-call value checks (they sync), for data checked once.
 
-    def __init__(self, loss_fn: Any) -> None:
-        self.loss_fn = loss_fn
-        self.had = hasattr(loss_fn, "validate")
-        self.old = getattr(loss_fn, "validate", None)
-
-    def __enter__(self) -> None:
-        if self.had:
-            self.loss_fn.validate = False
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.had:
-            self.loss_fn.validate = self.old
+    A shallow copy with ``validate=False``: the caller's loss object is never modified, so
+    a loss shared with a callback, another thread or the user's own code keeps checking.
+    """
+    if not getattr(loss_fn, "validate", False):
+        return loss_fn
+    quiet = copy.copy(loss_fn)
+    quiet.validate = False
+    return quiet
 
 
 # --------------------------------------------------------------------------- reductions and transfers
@@ -192,16 +189,16 @@ def evaluate_pass(
     sizes: list[int] = []
     try:
         model.eval()
-        with _LossValidation(loss_fn):
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                xb, yb = X[start:stop, ...], y[start:stop, ...]
-                out = model(xb)
-                if loss_fn is not None:
-                    losses.append(loss_fn(out, yb)[0])
-                for j, (_, fn) in enumerate(metric_fns):
-                    mvals[j].append(fn(out, yb))
-                sizes.append(stop - start)
+        loss_fn = _unvalidated(loss_fn)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            xb, yb = X[start:stop, ...], y[start:stop, ...]
+            out = model(xb)
+            if loss_fn is not None:
+                losses.append(loss_fn(out, yb)[0])
+            for j, (_, fn) in enumerate(metric_fns):
+                mvals[j].append(fn(out, yb))
+            sizes.append(stop - start)
     finally:
         _restore_modes(saved)
     rows = ([losses] if loss_fn is not None else []) + mvals

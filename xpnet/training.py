@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend
-from ._loop import EpochRunner, _LossValidation, _modes, _restore_modes, evaluate_pass
+from ._loop import EpochRunner, _modes, _restore_modes, _unvalidated, evaluate_pass
 from .callbacks import (
     Callback,
     History,
@@ -176,8 +176,7 @@ def _check_targets(model: Module, loss_fn: Any, X: Any, y: Any, *, xp: Any, who:
         model.eval()
         out = model(X[:1, ...])
         if loss_fn is not None:
-            with _LossValidation(loss_fn):
-                loss_fn(out, y[:1, ...])
+            _unvalidated(loss_fn)(out, y[:1, ...])
     finally:
         _restore_modes(saved)
     return out
@@ -575,22 +574,22 @@ def _train(runner: EpochRunner, history: History, epochs: range) -> History:
     saved_modes = _modes(runner.model)
     logs: dict[str, Any] = {}
     try:
-        with _LossValidation(runner.loss_fn):
-            for cb in all_cbs:
-                cb.on_train_begin({})
-            for epoch in epochs:
-                logs, stopped = runner.run_epoch(epoch)
-                stoppers = [cb for cb in all_cbs if cb.stop_training]
-                if stopped or stoppers:
-                    reason = type(stoppers[0]).__name__ if stoppers else "a callback"
-                    state.stop_reason = history.stop_reason = reason
-                    history.stopped_epoch = epoch
-                    progress.message(
-                        f"epoch {epoch + 1}/{progress.epochs}: training stopped by {reason}"
-                    )
-                    break
-            for cb in all_cbs:
-                cb.on_train_end(dict(logs))
+        runner.loss_fn = _unvalidated(runner.loss_fn)
+        for cb in all_cbs:
+            cb.on_train_begin({})
+        for epoch in epochs:
+            logs, stopped = runner.run_epoch(epoch)
+            stoppers = [cb for cb in all_cbs if cb.stop_training]
+            if stopped or stoppers:
+                reason = type(stoppers[0]).__name__ if stoppers else "a callback"
+                state.stop_reason = history.stop_reason = reason
+                history.stopped_epoch = epoch
+                progress.message(
+                    f"epoch {epoch + 1}/{progress.epochs}: training stopped by {reason}"
+                )
+                break
+        for cb in all_cbs:
+            cb.on_train_end(dict(logs))
     except NonFiniteLossError as exc:
         exc.history = history
         raise

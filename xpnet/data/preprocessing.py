@@ -189,8 +189,11 @@ class _Scaler:
         if not xp.isdtype(X.dtype, "real floating"):
             if not xp.isdtype(X.dtype, ("integral", "bool")):
                 raise TypeError(f"{who}: X must be real numbers, got dtype {X.dtype}")
-            # Integer pixels (digits, MNIST) are scaled in float64 on the host, float32 elsewhere.
-            X = xp.astype(X, xp.float64 if isinstance(X, np.ndarray) else xp.float32)
+            # Integer pixels (digits, MNIST) are scaled in float64 on every backend whose
+            # device has it, so NumPy, torch and CuPy give the same dtype and statistics
+            # (float32 only on devices without float64).
+            wide = _backend.supports_float64(xp, _backend.device_of(X))
+            X = xp.astype(X, xp.float64 if wide else xp.float32)
         return xp, X
 
     def _check_fitted(self, X: Array, who: str) -> None:
