@@ -29,7 +29,7 @@ from dataclasses import dataclass
 ARRAY_PARAMS = frozenset({
     "x", "y", "z", "h", "dy", "dx", "dz", "dw", "db", "input", "target", "targets", "pred",
     "logits", "output", "grad", "grads", "g", "m", "v", "w", "mask", "probs", "scores",
-    "y_true", "y_pred",
+    "y_true", "y_pred", "a", "arr", "array",
 })
 #: Attributes that are host metadata, whatever they are read from.
 HOST_ATTRS = frozenset({"shape", "ndim", "dtype", "device", "size", "__class__", "__name__"})

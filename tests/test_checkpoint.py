@@ -693,19 +693,19 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path, monkeypatch, failure):
     real_write = ckmod._write_npz
     if failure == "disk_full_mid_write":
         monkeypatch.setattr(ckmod, "_write_npz", lambda f, entries: real_write(_DiskFull(f, 1500), entries))
-        expected = OSError
+        expected, message = OSError, "No space left on device"
     elif failure == "fsync":
         def bad_fsync(fd):
             raise OSError(5, "Input/output error")
         monkeypatch.setattr(ckmod.os, "fsync", bad_fsync)
-        expected = OSError
+        expected, message = OSError, "Input/output error"
     else:
         def interrupted(f, entries):
             f.write(b"PK\x03\x04partial")
             raise KeyboardInterrupt
         monkeypatch.setattr(ckmod, "_write_npz", interrupted)
-        expected = KeyboardInterrupt
-    with pytest.raises(expected):
+        expected, message = KeyboardInterrupt, None
+    with pytest.raises(expected, match=message):
         save_checkpoint(path, model, epoch=9)
     monkeypatch.undo()
     ck = load_checkpoint(path)

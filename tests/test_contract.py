@@ -54,13 +54,14 @@ ALLOWED_SYNCS = {
     ("_loop.py", "_totals_host", "_backend.to_numpy()"): "one transfer of an evaluation pass's totals",
     ("_loop.py", "_StepLog.host", "_backend.to_numpy()"): "the per-log-interval transfer of the running loss",
     ("clip.py", "clip_grad_norm_", "bool()"): "error_if_nonfinite=True only, off by default (torch syncs there too)",
+    ("data/loader.py", "_as_array", "np.asarray()"): "host lists and NumPy scalars become NumPy arrays; device arrays return earlier",
     ("data/loader.py", "_check_finite", "_backend.to_numpy()"): "NaN/Inf check once per dataset, at the loader's construction",
     ("data/preprocessing.py", "train_test_split", ".item()"): "error message for a class too small to split (host array)",
     ("losses.py", "BCELoss.forward", "_to_host_bool()"): "target range check, only with validate=True (fit turns it off after checking the data once)",
     ("losses.py", "BCEWithLogitsLoss.forward", "float()"): "pos_weight given as a Python number (the taint analysis cannot see the isinstance guard)",
     ("losses.py", "CrossEntropyLoss.forward", "_to_host_bool()"): "class-label range check, only with validate=True",
     ("losses.py", "CrossEntropyLoss.forward", "_backend.to_numpy()"): "names the bad label in the error, only after the check failed",
-    ("module.py", "Module.to", "_backend.to_numpy()"): "moving a model between backends goes through the host, once",
+    ("module.py", "_moved", "_backend.to_numpy()"): "moving a model between backends goes through the host, once",
     ("training.py", "_validate_values", "_backend.to_numpy()"): "label and finiteness checks once per dataset at fit's entry",
 }
 

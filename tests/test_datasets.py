@@ -236,7 +236,7 @@ def test_idx_corrupt_files(tmp_path):
     (tmp_path / "short.idx.gz").write_bytes(gzip.compress(good[:-1]))
     with pytest.raises(ValueError, match="truncated"):
         load_idx(tmp_path / "short.idx.gz")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="load_idx: no such file: .*nope.idx"):
         load_idx(tmp_path / "nope.idx")
 
 

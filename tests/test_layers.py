@@ -170,7 +170,7 @@ def test_backward_params_default_runs_backward(backend):
     x = backend.asarray(np.array([[1.0, -2.0]]), dtype="float32")
     act(x)
     assert act.backward_params(x) is None
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="no stored forward pass"):
         act.backward(x)
 
 

@@ -120,7 +120,7 @@ def test_get_metric_names_and_callables():
     assert metric_name(f) == "f" and metric_name("mse") == "mse"
     with pytest.raises(ValueError, match="registered"):
         get_metric("nope")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expected a metric name or a callable, got int"):
         get_metric(3)
 
 

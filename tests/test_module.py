@@ -70,7 +70,7 @@ def test_to_drops_grads_and_stored_forward(backend):
     net(x)
     net.to(dtype="float32")
     assert all(p.grad is None for p in net.parameters())
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="no stored forward pass"):
         net.backward(backend.asarray(np.ones((2, 3)), dtype="float32"))
 
 
@@ -100,7 +100,7 @@ def test_backward_consumes_the_stored_forward():
     x = np.ones((2, 4), dtype=np.float32)
     net(x)
     net.backward(np.ones((2, 3), dtype=np.float32))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="no stored forward pass"):
         net.backward(np.ones((2, 3), dtype=np.float32))
 
 

@@ -729,8 +729,9 @@ def test_cli_parity_argparse_rejects_bad_values():
     with pytest.raises(SystemExit) as info:
         _cli(["--steps", "0"])
     assert info.value.code == 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as info:
         _cli(["--dtype", "float16"])
+    assert info.value.code == 2  # argparse's usage error
 
 
 def test_cli_parity_skips_unavailable_backend(capsys, monkeypatch):

@@ -452,7 +452,7 @@ def test_progress_bar_on_a_tty(monkeypatch):
 def test_progress_helpers():
     assert resolve_mode(0) == "silent" and resolve_mode(2) == "line"
     assert resolve_mode("auto", _TTY()) == "bar" and resolve_mode(1, io.StringIO()) == "line"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="verbose must be 0, 1, 2, True, False or 'auto', got 'loud'"):
         resolve_mode("loud")
     text = format_logs({"loss": 0.12345, "accuracy": 0.5, "val_loss": 1e-6, "lr": 0.01, "time": 1.23})
     assert text == "loss 0.1235  acc 0.5000  val_loss 1.000e-06  lr 0.01  1.2s"
