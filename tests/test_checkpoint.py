@@ -416,6 +416,23 @@ def test_tampered_array_with_unchanged_metadata(tmp_path):
     _raises_corrupt(path, "digest", "tampered")
 
 
+@pytest.mark.parametrize(
+    "digest", [None, {"algorithm": "md5", "value": "0" * 32}, {"algorithm": "sha256"}, "abc"],
+    ids=["missing", "other-algorithm", "no-value", "not-a-dict"],
+)
+def test_metadata_without_a_sha256_digest_is_refused(tmp_path, digest):
+    # Dropping the digest must not be a way around it: a file without one is corrupt.
+    path, _ = _good(tmp_path)
+    entries = _entries(path)
+    meta = json.loads(bytes(entries[META_KEY]).decode("utf-8"))
+    if digest is None:
+        del meta["digest"]
+    else:
+        meta["digest"] = digest
+    _rewrite(path, _with_meta(entries, meta))
+    _raises_corrupt(path, "no sha256 digest")
+
+
 def test_tampered_shape_and_extra_entries(tmp_path):
     path, _ = _good(tmp_path)
     entries = _entries(path)

@@ -129,6 +129,22 @@ def test_dropout_same_mask_on_every_backend_and_identity_in_eval(backend):
         Dropout(1.0)
 
 
+@pytest.mark.parametrize("p", [0.2, 0.7])
+def test_dropout_scales_kept_units_by_one_over_keep_probability(backend, p):
+    # Inverted dropout: kept units are x / (1 - p), so E[y] = x and eval mode needs no
+    # rescaling. p != 0.5 on purpose: a missing or wrong scale factor must show.
+    x = host((200, 50)) + 3.0  # no zeros in x: y == 0 exactly where a unit was dropped
+    d = Dropout(p, generator=np.random.default_rng(11))
+    y = backend.to_numpy(d(backend.asarray(x, dtype="float64")))
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / (1 - p), rtol=1e-15)
+    # 10,000 Bernoulli(p) draws: the dropped fraction is within 5 standard deviations of p.
+    assert abs((~kept).mean() - p) < 5 * np.sqrt(p * (1 - p) / kept.size)
+    dy = host((200, 50))
+    dx = backend.to_numpy(d.backward(backend.asarray(dy, dtype="float64")))
+    np.testing.assert_allclose(dx, np.where(kept, dy / (1 - p), 0.0), rtol=1e-15)
+
+
 # ------------------------------------------------------------------ fast paths used by fit
 
 
