@@ -31,11 +31,16 @@ CASES = [
 IDS = [f"{n}-{kw}" for n, kw, _ in CASES]
 
 
+def _ours():
+    """Our SGD with two param groups of different lr (no torch needed)."""
+    ps = [xpnet.Parameter(np.zeros(2)), xpnet.Parameter(np.zeros(3))]
+    return optim.SGD([{"params": [ps[0]], "lr": BASE_LRS[0]}, {"params": [ps[1]], "lr": BASE_LRS[1]}])
+
+
 def _optimizers():
     """Our SGD and torch's, with two param groups of different lr."""
     torch = pytest.importorskip("torch")
-    ps = [xpnet.Parameter(np.zeros(2)), xpnet.Parameter(np.zeros(3))]
-    ours = optim.SGD([{"params": [ps[0]], "lr": BASE_LRS[0]}, {"params": [ps[1]], "lr": BASE_LRS[1]}])
+    ours = _ours()
     tps = [torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)]
     theirs = torch.optim.SGD([{"params": [tps[0]], "lr": BASE_LRS[0]}, {"params": [tps[1]], "lr": BASE_LRS[1]}])
     return ours, theirs
@@ -64,6 +69,43 @@ def test_schedule_matches_torch(name, kw, steps):
         _assert_lrs([g["lr"] for g in ours.param_groups], [g["lr"] for g in theirs.param_groups], "groups")
     assert s.last_epoch == ts.last_epoch == steps
     assert s.base_lrs == list(BASE_LRS)
+
+
+def _closed_form(name, kw, base, e):
+    """The lr after ``e`` scheduler steps, from the formulas in torch's documentation."""
+    if name == "StepLR":
+        return base * kw.get("gamma", 0.1) ** (e // kw["step_size"])
+    if name == "MultiStepLR":
+        return base * kw.get("gamma", 0.1) ** sum(1 for m in kw["milestones"] if m <= e)
+    if name == "ExponentialLR":
+        return base * kw["gamma"] ** e
+    if name == "CosineAnnealingLR":
+        eta_min = kw.get("eta_min", 0.0)
+        return eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / kw["T_max"])) / 2
+    if name == "LinearLR":
+        start, end, total = kw.get("start_factor", 1 / 3), kw.get("end_factor", 1.0), kw.get("total_iters", 5)
+        return base * (start + (end - start) * min(e, total) / total)
+    raise AssertionError(f"no closed form for {name}")
+
+
+# The schedulers update the lr multiplicatively (torch's chainable form); over 30 steps that
+# accumulates a few float64 roundings against the closed form, far below this bound.
+CLOSED_FORM_RTOL = 1e-12
+
+
+@pytest.mark.parametrize(("name", "kw", "steps"), CASES, ids=IDS)
+def test_schedule_matches_closed_form(name, kw, steps):
+    """Torch-free reference: the whole sequence against the documented closed form, so an
+    off-by-one (a decay one epoch early or late) fails without torch installed too."""
+    opt = _ours()
+    s = getattr(sched, name)(opt, **kw)
+    for e in range(steps + 1):
+        if e:
+            opt.step()
+            s.step()
+        want = [_closed_form(name, kw, b, e) for b in BASE_LRS]
+        for got, exp in zip(s.get_last_lr(), want):
+            assert math.isclose(got, exp, rel_tol=CLOSED_FORM_RTOL, abs_tol=1e-15), (e, s.get_last_lr(), want)
 
 
 def test_linear_warmup_values():
@@ -118,14 +160,14 @@ def test_reduce_on_plateau_accepts_0d_arrays(backend):
 @pytest.mark.parametrize(("name", "kw", "steps"), CASES, ids=IDS)
 def test_state_dict_resume(name, kw, steps):
     """Save optimizer + scheduler halfway (through JSON), resume, match an uninterrupted run."""
-    ours, _ = _optimizers()
+    ours = _ours()
     ref = getattr(sched, name)(ours, **kw)
     ref_lrs = []
     for _ in range(steps):
         ref.step()
         ref_lrs.append(ref.get_last_lr())
 
-    opt, _ = _optimizers()
+    opt = _ours()
     s = getattr(sched, name)(opt, **kw)
     half = steps // 2
     for _ in range(half):
@@ -133,7 +175,7 @@ def test_state_dict_resume(name, kw, steps):
     saved_sched = json.loads(json.dumps(s.state_dict()))
     saved_groups = json.loads(json.dumps(opt.state_dict()["param_groups"]))
 
-    opt2, _ = _optimizers()
+    opt2 = _ours()
     s2 = getattr(sched, name)(opt2, **kw)  # as torch: build the scheduler, then load both
     opt2.load_state_dict({"state": {}, "param_groups": saved_groups})
     s2.load_state_dict(saved_sched)
@@ -144,21 +186,25 @@ def test_state_dict_resume(name, kw, steps):
 
 
 def test_plateau_state_dict_roundtrip():
-    opt, _ = _optimizers()
+    opt = _ours()
     s = sched.ReduceLROnPlateau(opt, mode="max", patience=1)
     for m in (0.5, 0.4, 0.3):
         s.step(m)
     state = json.loads(json.dumps(s.state_dict()))
     assert "optimizer" not in state
-    opt2, _ = _optimizers()
+    opt2 = _ours()
     opt2.load_state_dict({"state": {}, "param_groups": opt.state_dict()["param_groups"]})
     s2 = sched.ReduceLROnPlateau(opt2)
     s2.load_state_dict(state)
     assert s2.mode == "max" and s2.best == 0.5 and s2.num_bad_epochs == s.num_bad_epochs
+    # Hand-computed: patience 1, factor 0.1; 0.5 is best, so every later epoch is bad and
+    # the lr drops after each second bad epoch (the counter resets on a reduction).
+    assert s.get_last_lr() == [0.1 * 0.1, 0.03 * 0.1]
     for m in (0.2, 0.1, 0.05):
         s.step(m)
         s2.step(m)
         assert s.get_last_lr() == s2.get_last_lr()
+    assert s2.get_last_lr() == pytest.approx([0.1 * 0.01, 0.03 * 0.01], rel=1e-15)
 
 
 def test_resume_with_last_epoch_needs_initial_lr():

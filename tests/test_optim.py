@@ -13,6 +13,7 @@ import json
 import re
 
 import numpy as np
+import optim_reference
 import pytest
 
 import xpnet
@@ -174,6 +175,30 @@ def test_matches_torch_optim(backend, dtype, name, kw):
             elif value is not None:
                 backend.check(state[key], dtype=dtype, shape=p.shape)
                 _assert_close(state[key], value.numpy(), rtol, key)
+
+
+@pytest.mark.parametrize(("name", "kw"), OPT_CASES, ids=CASE_IDS)
+def test_matches_plain_numpy_reference(backend, name, kw):
+    """Torch-free oracle (tests/optim_reference.py): the documented update rules in plain
+    NumPy float64, fed the same gradients, for N_STEPS steps on every backend."""
+    layers = [backend.move(m) for m in _make_layers("float64")]
+    x, t = (backend.asarray(a) for a in _data("float64"))
+    params = _params(*layers)
+    ref = [np.array(backend.to_numpy(p.data)) for p in params]
+    ref_state = [{} for _ in params]
+    opt = getattr(optim, name)(params, **kw)
+    rule = optim_reference.RULES[name]
+    for step in range(1, N_STEPS + 1):
+        opt.zero_grad()
+        _forward_backward(*layers, x, t)
+        grads = [np.array(backend.to_numpy(p.grad)) for p in params]
+        opt.step()
+        ref = [rule(r, g, st, step, **kw) for r, g, st in zip(ref, grads, ref_state)]
+    for i, (p, r) in enumerate(zip(params, ref)):
+        backend.check(p.data, dtype="float64", shape=r.shape)
+        _assert_close(p.data, r, RTOL64, f"param {i} after {N_STEPS} steps")
+        for key, value in ref_state[i].items():
+            _assert_close(opt.state[p][key], value, RTOL64, f"state {key!r} of param {i}")
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
