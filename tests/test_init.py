@@ -75,6 +75,33 @@ def test_zero_constant_and_errors():
         init.normal((2,), generator="seed")
 
 
+# Independent reference: the documented formula, drawn with NumPy's own Generator calls
+# (xpnet's contract: host-side draws from numpy.random.default_rng(seed)), on every backend.
+_REFERENCE_DRAWS = {
+    # weight (4, 6): fan_in 6, fan_out 4
+    "xavier_uniform_": lambda g: g.uniform(-math.sqrt(6 / 10), math.sqrt(6 / 10), size=(4, 6)),
+    "xavier_normal_": lambda g: g.normal(0.0, math.sqrt(2 / 10), size=(4, 6)),
+    "kaiming_uniform_": lambda g: g.uniform(-math.sqrt(6 / 6), math.sqrt(6 / 6), size=(4, 6)),  # relu gain √2
+    "kaiming_normal_": lambda g: g.normal(0.0, math.sqrt(2 / 6), size=(4, 6)),
+    "normal_": lambda g: g.normal(0.0, 1.0, size=(4, 6)),
+    "zeros_": lambda g: np.zeros((4, 6)),
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(_REFERENCE_DRAWS))
+def test_initializers_equal_the_documented_draw_on_every_backend(backend, scheme):
+    layer = backend.move(xpnet.Linear(6, 4, generator=99), dtype="float64")
+    kw = {"nonlinearity": "relu"} if scheme.startswith("kaiming") else {}
+    if scheme != "zeros_":
+        kw["generator"] = 11
+    getattr(init, scheme)(layer.weight, **kw)
+    backend.check(layer.weight.data, dtype="float64", shape=(4, 6))
+    expected = _REFERENCE_DRAWS[scheme](np.random.default_rng(11))
+    # The bound is computed in another order here (gain * sqrt(6 / fans) vs sqrt(6 / 10)):
+    # one or two float64 roundings apart, while a wrong formula or draw is off by O(1).
+    np.testing.assert_allclose(backend.to_numpy(layer.weight.data), expected, rtol=4e-16, atol=0)
+
+
 def test_same_seed_same_weights_different_seed_different():
     a = init.xavier_uniform((4, 4), generator=7)
     b = init.xavier_uniform((4, 4), generator=7)
