@@ -1,7 +1,6 @@
 """The lecture's XOR network learns on every backend, and backends agree step by step."""
 
 import numpy as np
-import pytest
 
 import xpnet
 
