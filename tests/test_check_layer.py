@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 
 import array_api_strict
@@ -375,7 +376,9 @@ def test_numpy_call_is_caught_with_a_hint():
     assert "the layer probably calls numpy" in strict.hint
     dev1 = by["array_api_strict:device1"][0]
     assert dev1.check == "forward" and "the layer probably calls numpy" in dev1.hint
-    if "torch" in err.report.backends:
+    has_torch = importlib.util.find_spec("torch") is not None
+    assert ("torch" in err.report.backends) == has_torch  # the default list takes torch when installed
+    if has_torch:
         assert by["torch"][0].message == "output is a numpy array on torch"
 
 
