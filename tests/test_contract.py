@@ -40,6 +40,7 @@ NOT_SCANNED = {
     "data/datasets.py": "builds datasets in NumPy on the host",
     "init.py": "initializers draw on the host by design (DESIGN §2.7)",
     "random.py": "the host-side generator",
+    "distributed/_groups.py": "the transport: handing one packed buffer per step to MPI/NCCL, staged through the host where the route says so, is its job",
 }
 SCANNED = sorted(
     p for p in ROOT.rglob("*.py")
