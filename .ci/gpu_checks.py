@@ -109,6 +109,55 @@ def layers(names: str) -> int:
     return 1 if failed else 0
 
 
+def distributed(backend_name: str, dist_backend: str) -> int:
+    """World size 1 on ``dist_backend`` (nccl on the GPU): collectives, then fit with
+    ``distributed=True`` (the sharded loader, packed gradients, one all-reduce per step)
+    against the same fit without it; they must agree to float64 rounding."""
+    import os
+    import socket
+
+    import numpy as np
+
+    import xpnet
+    import xpnet.distributed as dist
+    from xpnet.testing import get_backend
+
+    if dist_backend == "nccl":  # no launcher: cupyx's TCP store with a one-process world
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        os.environ.update(RANK="0", WORLD_SIZE="1", CUPYX_DISTRIBUTED_HOST="127.0.0.1",
+                          CUPYX_DISTRIBUTED_PORT=str(port))
+    b = get_backend(backend_name)
+    group = dist.init(dist_backend)
+    print(f"init({dist_backend!r}): {type(group).__name__}, rank {dist.rank()} of {dist.world_size()}")
+    x = b.asarray(np.arange(6.0).reshape(2, 3), dtype="float64")
+    got = b.to_numpy(dist.all_reduce(x))
+    assert np.array_equal(got, np.arange(6.0).reshape(2, 3)), got
+    got = b.to_numpy(dist.broadcast(b.asarray(np.ones(4), dtype="float64")))
+    assert np.array_equal(got, np.ones(4)), got
+    print("all_reduce and broadcast ok on", backend_name)
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((96, 8))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    runs = {}
+    for flag in (False, True):
+        model = b.move(xpnet.mlp([8, 16, 2], generator=3), dtype="float64")
+        opt = xpnet.optim.Adam(model.parameters(), lr=1e-2)
+        hist = xpnet.fit(model, xpnet.CrossEntropyLoss(), opt, b.asarray(X, dtype="float64"),
+                         b.asarray(y), epochs=3, batch_size=32, generator=1, verbose=0,
+                         distributed=flag)
+        runs[flag] = ([b.to_numpy(p.data) for p in model.parameters()], hist.history["loss"])
+    (p0, l0), (p1, l1) = runs[False], runs[True]
+    worst = max(float(np.max(np.abs(a - c) / (np.abs(a) + 1e-30))) for a, c in zip(p0, p1))
+    print(f"fit distributed=True vs False on {backend_name}: losses {l1} vs {l0}, worst param rel diff {worst:.2e}")
+    ok = worst <= 1e-12 and np.allclose(l0, l1, rtol=1e-12, atol=0)
+    print("distributed: ok" if ok else "distributed: FAILED")
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:] or ["env"]
-    sys.exit({"env": env, "preflight": preflight, "layers": layers}[cmd](*rest))
+    stages = {"env": env, "preflight": preflight, "layers": layers, "distributed": distributed}
+    sys.exit(stages[cmd](*rest))
