@@ -178,6 +178,14 @@ def test_a_last_batch_smaller_than_the_world_is_refused():
     assert spy.calls == []
 
 
+def test_a_class_weighted_mean_loss_is_refused():
+    loss = xpnet.CrossEntropyLoss(weight=np.array([1.0, 3.0]))
+    with pytest.raises(ValueError, match=r"does not support CrossEntropyLoss\(weight"):
+        DataParallel(xpnet.mlp([3, 2]), loss, SpyGroup(0, 2))
+    DataParallel(xpnet.mlp([3, 2]), xpnet.CrossEntropyLoss(weight=np.array([1.0, 3.0]),
+                                                           reduction="sum"), SpyGroup(0, 2))
+
+
 def test_file_writing_callbacks_run_on_rank_0_only(tmp_path):
     cbs = [xpnet.callbacks.ModelCheckpoint(str(tmp_path / "c.npz")),
            xpnet.callbacks.CSVLogger(str(tmp_path / "log.csv")), xpnet.callbacks.EarlyStopping()]

@@ -75,6 +75,7 @@ class DataParallel:
         self.rank, self.world = self.group.rank, self.group.size
         self.is_main = self.rank == 0
         self.sum_loss = getattr(loss_fn, "reduction", "mean") == "sum"
+        _check_loss(loss_fn)
         self.buckets = _by_dtype([p for p in model.parameters() if p.requires_grad])
         self.global_sizes: list[int] = []
 
@@ -205,6 +206,22 @@ def data_parallel_for(distributed: Any, model: Any, loss_fn: Any, batch_size: in
     dp = DataParallel(model, loss_fn, g)
     dp.check_batch_size(batch_size)
     return dp
+
+
+def _check_loss(loss_fn: Any) -> None:
+    """Refuse a mean normalised by a per-batch total weight: shards cannot scale to it.
+
+    A class-weighted ``CrossEntropyLoss`` / ``NLLLoss`` divides by the sum of the batch's
+    label weights, which differs between shards, so ``local / global`` samples is not
+    the factor that turns a shard's gradient into its part of the global mean.
+    """
+    weighted = getattr(loss_fn, "weight", None) is not None and hasattr(loss_fn, "ignore_index")
+    if weighted and getattr(loss_fn, "reduction", "mean") == "mean":
+        raise ValueError(
+            f"fit: data-parallel training does not support {type(loss_fn).__name__}(weight=..., "
+            f"reduction='mean') yet: its mean divides by each batch's total class weight. "
+            f"Hint: reduction='sum' (and a learning rate divided by the batch size), or one process"
+        )
 
 
 # --------------------------------------------------------------------------- packing
