@@ -46,6 +46,18 @@ class FailAt(Callback):
             raise RuntimeError(f"deliberate failure on rank {self.rank}")
 
 
+class StopOnRank(Callback):
+    """Ask to stop at step 3 of the first epoch, on one rank only."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.rank = rank
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if batch == 3 and xpnet.distributed.rank() == self.rank:
+            self.stop_training = True
+
+
 def problem(backend: str) -> tuple:
     g = np.random.default_rng(0)
     X = g.standard_normal((SAMPLES, FEATURES))
@@ -78,11 +90,14 @@ def main() -> None:
     ap.add_argument("--init-seed-per-rank", action="store_true",
                     help="each rank initialises its weights differently (rank 0's are broadcast)")
     ap.add_argument("--fail-rank", type=int, default=None)
+    ap.add_argument("--stop-rank", type=int, default=None)
     args = ap.parse_args()
     xpnet.distributed.init()
     rank = xpnet.distributed.rank()
     seed = 1 + (rank if args.seed_per_rank else 0)
     extra = (FailAt(args.fail_rank),) if args.fail_rank is not None else ()
+    if args.stop_rank is not None:
+        extra = (StopOnRank(args.stop_rank),)
     init_seed = 7 + (100 * rank if args.init_seed_per_rank else 0)
     result = train(args.backend, seed=seed, init_seed=init_seed, extra=extra)
     result["world_size"] = np.asarray(xpnet.distributed.world_size())

@@ -376,6 +376,13 @@ def test_rank_0_weights_are_broadcast_at_the_start(tmp_path):
 
 
 @mpi
+def test_a_batch_callback_stopping_one_rank_stops_all(tmp_path):
+    ranks = _worker(tmp_path, 2, "--stop-rank", "1")  # would hang without the agreement
+    assert [len(r["losses"]) for r in ranks] == [4, 4]  # both stopped after step 4 of 20
+    np.testing.assert_array_equal(ranks[0]["param0"], ranks[1]["param0"])
+
+
+@mpi
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     rc, _, err = _mpiexec(2, sys.executable, WORKER, "--out", tmp_path / "x", "--fail-rank", "1")
     assert rc != 0

@@ -358,7 +358,10 @@ class EpochRunner:
             if batch_end:
                 for h in batch_end:
                     h(step, {"loss": loss, "size": sizes[-1]})
-                if any(cb.stop_training for cb in self.callbacks):
+                stop = any(cb.stop_training for cb in self.callbacks)
+                if sync is not None:
+                    stop = sync.agree_to_stop(stop)  # every rank leaves the loop together
+                if stop:
                     return True
         if not per_batch:
             self.state.global_step += len(sizes)

@@ -149,6 +149,16 @@ class DataParallel:
             for p, g in zip([p for p in params if p.grad is not None], _unpack(flat, grads)):
                 p.grad = g
 
+    def agree_to_stop(self, stop: bool) -> bool:
+        """True on every rank when a batch callback asked any rank to stop.
+
+        Only with ``on_batch_end`` callbacks (which see this rank's shard): a rank that
+        left the loop alone would leave the others waiting in the next collective.
+        """
+        if self.world == 1:
+            return stop
+        return bool(self.group.allreduce_host(np.asarray([float(stop)]))[0] > 0)
+
     # ------------------------------------------------------------------ logging
 
     def reduce_logs(
