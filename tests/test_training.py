@@ -596,3 +596,68 @@ def test_fit_names_ignore_index_labels_instead_of_a_range_error():
     opt = xpnet.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="ignore_index label -100; fit does not train on ignored samples"):
         xpnet.fit(model, xpnet.CrossEntropyLoss(), opt, X, y, epochs=1, verbose=0)
+
+
+# --------------------------------------------------------------------------- entry errors
+
+
+def _fit_case(case):
+    """One bad fit call per case: (kwargs overriding a valid call, error type, message)."""
+    X, y = blobs(12, seed=4)
+    X = X.astype(np.float32)
+    model = mlp(get_backend("numpy"), [2, 4, 3])
+    base = dict(model=model, loss_fn=CrossEntropyLoss(), optimizer=SGD(model.parameters(), lr=0.1),
+                X=X, y=y, epochs=1, verbose=0)
+    base.update(case)
+    args = [base.pop(k) for k in ("model", "loss_fn", "optimizer", "X", "y")]
+    return args, base
+
+
+def _metric_named(name):
+    def fn(output, target):
+        return output[0, 0]
+
+    fn.__name__ = name
+    return fn
+
+
+FIT_ERRORS = {
+    "reserved metric": ({"metrics": [_metric_named("loss")]}, ValueError, "metric name 'loss' is reserved or given twice"),
+    "metric twice": ({"metrics": ["accuracy", "accuracy"]}, ValueError, "'accuracy' is reserved or given twice"),
+    "model not a Module": ({"model": object()}, TypeError, "model must be an xpnet.Module, got object"),
+    "optimizer without step": ({"optimizer": object()}, TypeError, "optimizer must have a step"),
+    "2-D integer labels": ({"y": np.zeros((12, 3), dtype=np.int64)}, ValueError, r"integer class labels must have shape \(N,\)"),
+    "NaN in float targets": (
+        {"loss_fn": MSELoss(), "y": np.full((12, 3), np.nan, dtype=np.float32)}, ValueError, "y contains NaN or infinite"),
+    "BCE targets outside [0, 1]": (
+        {"loss_fn": xpnet.BCELoss(), "model": mlp(get_backend("numpy"), [2, 1]),
+         "y": np.full((12, 1), 2.0, dtype=np.float32)}, ValueError, r"BCELoss targets must be in \[0, 1\], got values from 2 to 2"),
+    "validation_data not a pair": ({"validation_data": (np.zeros((2, 2)),)}, ValueError, r"validation_data must be a pair \(X_val, y_val\), got tuple"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIT_ERRORS))
+def test_fit_entry_errors_say_what_is_wrong(name):
+    case, exc, message = FIT_ERRORS[name]
+    args, kw = _fit_case(case)
+    with pytest.raises(exc, match=message):
+        fit(*args, **kw)
+
+
+def test_fit_refuses_targets_on_another_device():
+    b = get_backend("array_api_strict")
+    X, y = blobs(12, seed=4)
+    model = mlp(b, [2, 4, 3])
+    other = get_backend("array_api_strict:device1").asarray(y)
+    with pytest.raises(ValueError, match=r"X is on device .*CPU_DEVICE.* but y is on .*device1.*Hint: move y"):
+        fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), b.asarray(X, dtype="float32"), other,
+            epochs=1, verbose=0)
+
+
+def test_fit_metrics_given_as_one_name_or_none():
+    X, y = blobs(12, seed=4)
+    for metrics, keys in (("accuracy", {"loss", "accuracy"}), ("auto", {"loss", "accuracy"}), (None, {"loss"})):
+        model = mlp(get_backend("numpy"), [2, 4, 3])
+        hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X.astype(np.float32), y,
+                   epochs=1, verbose=0, metrics=metrics)
+        assert keys <= set(hist.history) and ("accuracy" in hist.history) == ("accuracy" in keys)
