@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _backend
+from ._util import _check_dy  # noqa: F401 - re-exported for conv and pooling
 
 Array = Any
 Pair = tuple[int, int]
@@ -69,27 +70,6 @@ def _too_small(who: str, x_shape: tuple[int, ...], pads: tuple[int, int, int, in
         f"input ({hp}x{wp}: input {x_shape[-2]}x{x_shape[-1]} plus padding). Hint: use a "
         f"smaller kernel_size or dilation, more padding, or a larger input"
     )
-
-
-def _check_dy(who: str, dy: Array, ref: Array, shape: tuple[int, ...]) -> None:
-    """``dy`` must have the output's shape and the forward's backend, dtype and device."""
-    if tuple(dy.shape) != shape:
-        raise ValueError(f"{who}.backward: expected dy of shape {shape}, got {tuple(dy.shape)}")
-    if type(dy) is type(ref) and dy.dtype == ref.dtype and getattr(dy, "device", None) == getattr(ref, "device", None):
-        return
-    _backend.namespace_of(dy, ref)  # mixed backends: TypeError naming both
-    if dy.dtype != ref.dtype:
-        name = _backend.dtype_name(ref.dtype)
-        raise TypeError(
-            f"{who}.backward: dy has dtype {_backend.dtype_name(dy.dtype)} but the forward ran in "
-            f"{name}. Hint: pass the gradient the loss returned for this model's output, or "
-            f"xpnet.asarray(dy, dtype={name!r})"
-        )
-    if _backend.device_of(dy) != _backend.device_of(ref):
-        raise ValueError(
-            f"{who}.backward: dy is on {_backend.device_of(dy)!r} but the forward ran on "
-            f"{_backend.device_of(ref)!r}"
-        )
 
 
 def _pad2d(x: Array, pads: tuple[int, int, int, int], value: float, *, xp: Any) -> Array:

@@ -29,3 +29,28 @@ def _like(x: Array, w: Array) -> bool:
         return False
     dev = getattr(w, "device", None)
     return dev is not None and getattr(x, "device", None) == dev
+
+
+def _check_dy(who: str, dy: Array, ref: Array, shape: tuple[int, ...] | None = None) -> None:
+    """``dy`` must have the forward's backend, dtype and device (and ``shape`` if given).
+
+    ``ref`` is an array the forward stored. A float64 ``dy`` into a float32 model would
+    otherwise silently produce float64 gradients, an error only at ``opt.step()``.
+    """
+    if shape is not None and tuple(dy.shape) != tuple(shape):
+        raise ValueError(f"{who}.backward: expected dy of shape {tuple(shape)}, got {tuple(dy.shape)}")
+    if _like(dy, ref):
+        return
+    _backend.namespace_of(dy, ref)  # mixed backends: TypeError naming both
+    if dy.dtype != ref.dtype:
+        name = _backend.dtype_name(ref.dtype)
+        raise TypeError(
+            f"{who}.backward: dy has dtype {_backend.dtype_name(dy.dtype)} but the forward ran in "
+            f"{name}. Hint: pass the gradient the loss returned for this model's output, or "
+            f"xpnet.asarray(dy, dtype={name!r})"
+        )
+    if _backend.device_of(dy) != _backend.device_of(ref):
+        raise ValueError(
+            f"{who}.backward: dy is on {_backend.device_of(dy)!r} but the forward ran on "
+            f"{_backend.device_of(ref)!r}"
+        )

@@ -8,7 +8,7 @@ from typing import Any
 from .. import _backend, init
 from ..module import Module
 from ..random import resolve_generator
-from ._util import _host_param, _like
+from ._util import _check_dy, _host_param, _like
 
 __all__ = ["Linear", "Identity"]
 
@@ -97,27 +97,7 @@ class Linear(Module):
 
     def _backward(self, dy: Array, *, need_dx: bool) -> Array | None:
         x = self.pop_saved()
-        if tuple(dy.shape) != (*x.shape[:-1], self.out_features):
-            raise ValueError(
-                f"Linear.backward: expected dy of shape {(*x.shape[:-1], self.out_features)}, "
-                f"got {tuple(dy.shape)}"
-            )
-        if not _like(dy, x):
-            # dy must match the stored forward: a float64 dy on a float32 model would
-            # otherwise silently produce float64 gradients (an error only at opt.step()).
-            _backend.namespace_of(dy, x)  # mixed backends: TypeError naming both
-            if dy.dtype != x.dtype:
-                raise TypeError(
-                    f"Linear.backward: dy has dtype {_backend.dtype_name(dy.dtype)} but the forward "
-                    f"ran in {_backend.dtype_name(x.dtype)}. Hint: pass the gradient the loss "
-                    f"returned for this model's output, or xpnet.asarray(dy, dtype="
-                    f"{_backend.dtype_name(x.dtype)!r})"
-                )
-            if _backend.device_of(dy) != _backend.device_of(x):
-                raise ValueError(
-                    f"Linear.backward: dy is on {_backend.device_of(dy)!r} but the forward ran on "
-                    f"{_backend.device_of(x)!r}"
-                )
+        _check_dy("Linear", dy, x, (*x.shape[:-1], self.out_features))
         if x.ndim == 2:
             x2, dy2 = x, dy
         elif x.ndim == 1:

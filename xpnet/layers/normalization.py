@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import _backend, init
 from ..module import Module
-from ._util import _host_param, _like
+from ._util import _check_dy, _host_param, _like
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
 
@@ -189,7 +189,7 @@ class _BatchNorm(Module):
 
     def backward(self, dy: Array) -> Array:
         xhat, inv_std, axes, cshape, m = self.pop_saved()
-        _check_dy(type(self).__name__, dy, xhat)
+        _check_dy(type(self).__name__, dy, xhat, tuple(xhat.shape))
         xp = _backend.namespace_of(xhat)
         sum_dy = xp.sum(dy, axis=axes, keepdims=True)
         sum_dy_xhat = xp.sum(dy * xhat, axis=axes, keepdims=True)
@@ -210,23 +210,6 @@ class _BatchNorm(Module):
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
         )
-
-
-def _check_dy(who: str, dy: Array, ref: Array) -> None:
-    if tuple(dy.shape) != tuple(ref.shape):
-        raise ValueError(f"{who}.backward: expected dy of shape {tuple(ref.shape)}, got {tuple(dy.shape)}")
-    if not _like(dy, ref):
-        _backend.namespace_of(dy, ref)  # mixed backends: TypeError naming both
-        if dy.dtype != ref.dtype:
-            raise TypeError(
-                f"{who}.backward: dy has dtype {_backend.dtype_name(dy.dtype)} but the forward ran in "
-                f"{_backend.dtype_name(ref.dtype)}"
-            )
-        if _backend.device_of(dy) != _backend.device_of(ref):
-            raise ValueError(
-                f"{who}.backward: dy is on {_backend.device_of(dy)!r} but the forward ran on "
-                f"{_backend.device_of(ref)!r}"
-            )
 
 
 class BatchNorm1d(_BatchNorm):
@@ -401,7 +384,7 @@ class LayerNorm(Module):
         xp = _backend.namespace_of(xhat)
         rows, m = xhat.shape
         dy2 = xp.reshape(dy, (rows, m))
-        _check_dy("LayerNorm", dy2, xhat)
+        _check_dy("LayerNorm", dy2, xhat, tuple(xhat.shape))
         w, b = self.weight, self.bias
         if b is not None and b.requires_grad:
             b.accumulate_grad(xp.reshape(xp.sum(dy2, axis=0), self.normalized_shape))
