@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,7 @@ class SpyGroup(_groups.Group):
 
     def allreduce_host(self, a):
         self.calls.append("allreduce_host")
-        return a
+        return a * self.size  # as if every peer held the same numbers
 
 
 def _data(n=40, features=3, classes=2, seed=0):
@@ -184,6 +185,22 @@ def test_a_class_weighted_mean_loss_is_refused():
         DataParallel(xpnet.mlp([3, 2]), loss, SpyGroup(0, 2))
     DataParallel(xpnet.mlp([3, 2]), xpnet.CrossEntropyLoss(weight=np.array([1.0, 3.0]),
                                                            reduction="sum"), SpyGroup(0, 2))
+
+
+def test_equal_generators_pass_the_order_check_and_different_ones_warn():
+    dp = DataParallel(xpnet.mlp([3, 2]), xpnet.CrossEntropyLoss(), SpyGroup(0, 2))
+    dp.warn_if_orders_differ(np.random.default_rng(1))  # peers equal: silent
+    assert dp.group.calls == ["allreduce_host"]
+
+    class Other(SpyGroup):
+        def allreduce_host(self, a):  # a peer whose generator is in another state
+            d = float(zlib.crc32(repr(np.random.default_rng(2).bit_generator.state).encode())
+                      & 0xFFFFF)
+            return a + np.array([d, d * d])
+
+    dp = DataParallel(xpnet.mlp([3, 2]), xpnet.CrossEntropyLoss(), Other(0, 2))
+    with pytest.warns(RuntimeWarning, match="shuffling generators differ"):
+        dp.warn_if_orders_differ(np.random.default_rng(1))
 
 
 def test_file_writing_callbacks_run_on_rank_0_only(tmp_path):
@@ -362,7 +379,11 @@ def test_n_ranks_follow_the_single_process_trajectory(tmp_path, array_backend, n
 @mpi
 def test_negative_control_ranks_with_different_seeds_fail_the_comparison(tmp_path):
     ref = _reference("numpy")
-    ranks = _worker(tmp_path, 2, "--seed-per-rank")
+    out = tmp_path / "run"
+    rc, _, err = _mpiexec(2, sys.executable, WORKER, "--out", out, "--seed-per-rank")
+    assert rc == 0, err[-3000:]
+    assert "the ranks' shuffling generators differ" in err  # and the user is told
+    ranks = [dict(np.load(f"{out}.rank{r}.npz")) for r in range(2)]
     assert _rel(ranks[0]["losses"], ref["losses"]) > DIFFERENT
     assert _rel(ranks[0]["param0"], ref["param0"]) > DIFFERENT
 

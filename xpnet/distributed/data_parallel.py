@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -101,7 +103,27 @@ class DataParallel:
                 f"{self.world} processes, so some would get none. Hint: drop_last=True, or a "
                 f"batch_size that leaves at least {self.world} samples in the last batch"
             )
+        if kwargs.get("shuffle"):
+            self.warn_if_orders_differ(loader.generator)
         return loader
+
+    def warn_if_orders_differ(self, generator: Any) -> None:
+        """Warn (rank 0) when the ranks' shuffling generators are not in the same state.
+
+        Then the shards of a batch come from different permutations: samples are seen
+        twice or never in an epoch. One tiny host collective at the start of ``fit``:
+        with a 20-bit digest ``d`` per rank, all are equal exactly when
+        ``N * sum(d**2) == sum(d)**2``.
+        """
+        if self.world == 1 or generator is None:
+            return
+        d = float(zlib.crc32(repr(generator.bit_generator.state).encode()) & 0xFFFFF)
+        s, s2 = self.group.allreduce_host(np.asarray([d, d * d]))
+        if self.world * s2 != s * s and self.is_main:
+            warnings.warn(
+                "fit: the ranks' shuffling generators differ, so the shards of a batch come "
+                "from different orders (samples seen twice or never per epoch). Hint: pass "
+                "the same generator seed on every rank", RuntimeWarning, stacklevel=4)
 
     def callbacks(self, callbacks: Sequence[Any]) -> list[Any]:
         """The callbacks this rank runs: those that write files run on rank 0 only."""
