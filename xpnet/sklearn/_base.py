@@ -304,9 +304,18 @@ class BaseMLP(BaseEstimator):
         X = validate_data(self, X, reset=reset, dtype="numeric", accept_sparse=False)
         return X, place
 
-    def _predict_input(self, X: Any) -> tuple[Any, Place]:
+    def _predict_input(self, X: Any, method: str) -> tuple[Any, Place]:
         check_is_fitted(self, "model_")
         X, place = self._validate_X(X, reset=False)
+        fitted = self._input_place
+        if _arrays.dispatch_enabled() and (place.backend, place.device) != (fitted.backend, fitted.device):
+            # scikit-learn's rule for Array API estimators: answer in the namespace of fit.
+            raise ValueError(
+                f"Inputs passed to {type(self).__name__}.{method}() must use the same namespace "
+                f"and the same device as those passed to fit(). Array namespace and device used "
+                f"during fit: {fitted.backend} on {fitted.device!r}; in {method}: {place.backend} "
+                f"on {place.device!r}. Hint: move X, or refit on this namespace."
+            )
         dtype = _backend.dtype_name(next(iter(self.model_.parameters())).dtype)
         return _arrays.to_place(X, self._compute_place, dtype=dtype), place
 
@@ -326,6 +335,8 @@ class BaseMLP(BaseEstimator):
             raise ValueError("sample_weight contains NaN or infinity.")
         if np.any(sw < 0):
             raise ValueError("Negative values in sample_weight are not allowed.")
+        if not np.any(sw > 0):
+            raise ValueError("Sample weights must contain at least one non-zero number.")
         return sw.copy()
 
     # ------------------------------------------------------------------ fit
@@ -551,6 +562,31 @@ class BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     _best_state: dict | None = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self, path: Any) -> Any:
+        """Save the fitted estimator as an xpnet checkpoint (no pickle); returns the path.
+
+        The archive holds the network (``model_``), the optimizer state and, under
+        ``hparams["sklearn"]``, the parameters and fitted attributes; read it back with
+        :meth:`load_checkpoint` on any backend.
+        """
+        check_is_fitted(self, "model_")
+        from . import _checkpoint
+
+        return _checkpoint.save(self, path)
+
+    @classmethod
+    def load_checkpoint(cls, path: Any, *, backend: Any = None, device: Any = None) -> Any:
+        """A fitted estimator read from :meth:`save_checkpoint`'s file.
+
+        ``backend``/``device`` put the network elsewhere than where it was trained (and
+        make that the namespace the estimator answers in under Array API dispatch).
+        """
+        from . import _checkpoint
+
+        return _checkpoint.load(cls, path, backend=backend, device=device)
 
     # ------------------------------------------------------------------ pickling
 

@@ -133,18 +133,19 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def predict(self, X: Any) -> Any:
         """Predicted class labels, shape ``(n_samples,)`` (``(n_samples, n_labels)`` multilabel)."""
-        Xc, place = self._predict_input(X)
+        Xc, place = self._predict_input(X, "predict")
         return self._decode(self._forward(Xc), place)
 
     def predict_proba(self, X: Any) -> Any:
         """Class probabilities, shape ``(n_samples, n_classes)``, in the input's namespace."""
-        Xc, place = self._predict_input(X)
+        Xc, place = self._predict_input(X, "predict_proba")
         return _arrays.to_place(self._proba(Xc), place)
 
     def predict_log_proba(self, X: Any) -> Any:
-        """``log(predict_proba(X))``."""
-        p = self.predict_proba(X)
-        return _backend.namespace_of(p).log(p)
+        """``log(predict_proba(X))``, as scikit-learn computes it."""
+        Xc, place = self._predict_input(X, "predict_log_proba")
+        p = self._proba(Xc)
+        return _arrays.to_place(_backend.namespace_of(p).log(p), place)
 
     def _score_host(self, Xc: Any, Y: np.ndarray, sw: np.ndarray | None) -> float:
         y_true = self._label_binarizer.inverse_transform(Y)
@@ -253,7 +254,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def predict(self, X: Any) -> Any:
         """Predictions, shape ``(n_samples,)`` or ``(n_samples, n_targets)``."""
-        Xc, place = self._predict_input(X)
+        Xc, place = self._predict_input(X, "predict")
         return _arrays.to_place(self._predict_compute(Xc), place)
 
     def _score_host(self, Xc: Any, Y: np.ndarray, sw: np.ndarray | None) -> float:
