@@ -226,7 +226,10 @@ def test_partial_fit_protocol(digits):
     clf = MLPClassifier(hidden_layer_sizes=(16,), random_state=0)
     with pytest.raises(ValueError, match="classes must be passed"):
         clf.partial_fit(X, y)
-    clf.partial_fit(X[:100], y[:100], classes=np.arange(10))
+    first = y[:100] != 9  # a class missing from the first batch is still a class
+    clf.partial_fit(X[:100][first], y[:100][first], classes=np.arange(10))
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    assert clf.predict_proba(X).shape == (len(y), 10)
     assert clf.n_iter_ == 1
     clf.partial_fit(X[100:], y[100:])
     assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets, unique_labels
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_array, column_or_1d
 
 from .. import _backend
@@ -161,15 +161,20 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> MLPClassifier:
         """One epoch over ``(X, y)``; ``classes`` is required on the first call."""
-        if _check_partial_fit_first_call(self, classes):
+        if getattr(self, "classes_", None) is None:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
             self._label_binarizer = LabelBinarizer()
             y_host = _arrays.to_host(y)
-            from sklearn.utils.multiclass import type_of_target
-
             if type_of_target(y_host).startswith("multilabel"):
                 self._label_binarizer.fit(y_host)
             else:
-                self._label_binarizer.fit(classes)
+                self._label_binarizer.fit(_arrays.to_host(classes))
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(self.classes_, unique_labels(_arrays.to_host(classes))):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on last call to partial_fit, was: {self.classes_!r}"
+            )
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
 
