@@ -113,7 +113,7 @@ def _assert_same_fit(ours, ref, X):
         {"batch_size": 50, "alpha": 1.0, "activation": "tanh"},
         {"activation": "logistic", "hidden_layer_sizes": (20, 10)},
         {"early_stopping": True, "n_iter_no_change": 3},
-        {"solver": "sgd", "momentum": 0.0, "learning_rate": "invscaling", "learning_rate_init": 0.5},
+        {"solver": "sgd", "learning_rate": "invscaling", "learning_rate_init": 0.5, "batch_size": 100},
     ],
     ids=["adam", "sgd-nesterov", "sgd-plain-alpha", "sgd-momentum-noshuffle", "adam-tanh-alpha1",
          "logistic-2layers", "early-stopping", "sgd-invscaling"],
@@ -136,7 +136,7 @@ def test_adaptive_learning_rate_and_tol_stopping_match_sklearn(digits):
     X, y = digits
     # tol large enough that "no improvement" fires within a few epochs: lr is divided by 5
     # instead of stopping; the n_iter_ and curve must follow sklearn's rule exactly.
-    kw = dict(hidden_layer_sizes=(16,), solver="sgd", momentum=0.0, learning_rate="adaptive",
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate="adaptive", batch_size=100,
               learning_rate_init=0.2, tol=0.05, n_iter_no_change=2, max_iter=30)
     ours, ref = _pair(MLPClassifier, sknn.MLPClassifier, **kw)
     ours.fit(X, y)

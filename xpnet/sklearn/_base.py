@@ -519,8 +519,29 @@ class BaseMLP(BaseEstimator):
             group["eps"] = eps
 
     def _set_lr(self, lr: float) -> None:
-        for group in self._optimizer.param_groups:
+        """Change the learning rate the way scikit-learn's SGD experiences it.
+
+        scikit-learn keeps the velocity ``v = μ v − lr·g`` with each step's rate inside;
+        xpnet's (torch's) buffer ``b = μ b + g`` is multiplied by the *current* rate. They
+        agree while the rate is constant (``v = −lr·b``); when it changes from ``lr₀`` to
+        ``lr₁`` the buffer is rescaled by ``lr₀ / lr₁`` so that ``−lr₁·b`` is still
+        scikit-learn's velocity, and the next steps (Nesterov's too) match exactly.
+        """
+        opt = self._optimizer
+        old = opt.param_groups[0]["lr"]
+        for group in opt.param_groups:
             group["lr"] = lr
+        if self.solver != "sgd" or lr == old or lr <= 0.0:
+            return
+        ratio = old / lr
+        for state in opt.state.values():
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                continue
+            if _backend.supports_inplace(buf):
+                buf *= ratio  # in place: the buffer may be a view of the optimizer's flat storage
+            else:
+                state["momentum_buffer"] = buf * ratio
 
     def _trigger_stopping(self, msg: str) -> bool:
         """scikit-learn's rule: stop, unless ``learning_rate="adaptive"`` can still divide lr by 5."""
@@ -540,6 +561,8 @@ class BaseMLP(BaseEstimator):
 
     def _update_no_improvement_count(self, val: tuple | None) -> None:
         if self.early_stopping:
+            if self.validation_scores_ is None:  # early_stopping switched on after a fit
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
             X_val, Y_val, sw_val = val
             score = self._score_host(X_val, Y_val, sw_val)
             self.validation_scores_.append(score)
@@ -554,6 +577,8 @@ class BaseMLP(BaseEstimator):
                 xp = self._compute_place.xp
                 self._best_state = {k: xp.asarray(v, copy=True) for k, v in self.model_.state_dict().items()}
         else:
+            if self.best_loss_ is None:  # early_stopping switched off after a fit
+                self.best_loss_ = np.inf
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
