@@ -270,20 +270,19 @@ class BaseMLP(BaseEstimator):
         return z
 
     def _sample_losses(self, z: Any, p: Any, y: Any, xp: Any) -> Any:
-        """Per-sample loss as scikit-learn defines it (probabilities clipped at machine eps)."""
+        """Per-sample loss as scikit-learn defines it, from the logits ``z`` and outputs ``p``."""
         out = self.out_activation_
         if out == "identity":
             return 0.5 * xp.mean((p - y) ** 2, axis=1)
         if out == "exp":  # Poisson deviance terms: y log(y / p) - y + p, with 0 log 0 = 0
             ylogy = xp.where(y > 0, y * xp.log(xp.where(y > 0, y, xp.ones_like(y))), xp.zeros_like(y))
             return xp.sum(ylogy - y * z - y + p, axis=1)
-        log_eps = float(np.log(np.finfo(_backend.dtype_name(z.dtype)).eps))
+        # scikit-learn's log-losses, verbatim: probabilities clipped to [eps, 1 - eps].
+        eps = float(np.finfo(_backend.dtype_name(z.dtype)).eps)
+        pc = xp.clip(p, eps, 1.0 - eps)
         if out == "softmax":
-            logp = xp.clip(F.log_softmax(z, dim=-1), log_eps, None)
-            return -xp.sum(y * logp, axis=1)
-        lp = xp.clip(F.logsigmoid(z), log_eps, None)
-        lq = xp.clip(F.logsigmoid(-z), log_eps, None)
-        return -xp.sum(y * lp + (1.0 - y) * lq, axis=1)
+            return -xp.sum(y * xp.log(pc), axis=1)
+        return -xp.sum(y * xp.log(pc) + (1.0 - y) * xp.log(1.0 - pc), axis=1)
 
     def _forward(self, Xc: Any) -> Any:
         model = self.model_
