@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn")
+sklearn = pytest.importorskip("sklearn", minversion="1.6")
 
 from sklearn import neural_network as sknn  # noqa: E402
 from sklearn.base import clone  # noqa: E402
@@ -188,12 +188,14 @@ def test_sample_weight_matches_sklearn(digits):
     _assert_same_fit(ours, ref, X)
 
 
-def test_copied_weights_give_sklearns_loss_curve(digits):
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_copied_weights_give_sklearns_loss_curve(digits, solver):
     """The same network copied into both (not just the same seed) trains the same way."""
     X, y = digits
-    ref = sknn.MLPClassifier(hidden_layer_sizes=(24,), random_state=3, max_iter=1, shuffle=False)
+    kw = dict(hidden_layer_sizes=(24,), max_iter=1, shuffle=False, solver=solver, alpha=0.01)
+    ref = sknn.MLPClassifier(random_state=3, **kw)
     ref.fit(X, y)  # one epoch fixes classes_ and the shapes; then restart both from its weights
-    ours = MLPClassifier(hidden_layer_sizes=(24,), random_state=99, max_iter=1, shuffle=False).fit(X, y)
+    ours = MLPClassifier(random_state=99, **kw).fit(X, y)
     ours.coefs_, ours.intercepts_ = ref.coefs_, ref.intercepts_
     for est in (ours, ref):
         est.set_params(max_iter=6, warm_start=True)
@@ -311,8 +313,12 @@ def test_dispatch_keeps_namespace_and_device(name, digits):
         score = clf.score(Xb, yb)
         with pytest.raises(ValueError, match="same namespace"):
             clf.predict(X)  # NumPy input to a model fitted on another namespace
-    # The network itself lives there too.
+    # The network itself lives there too, and comes back there from a pickle.
     be.check(next(iter(clf.model_.parameters())).data)
+    again = pickle.loads(pickle.dumps(clf))
+    be.check(next(iter(again.model_.parameters())).data)
+    with sklearn.config_context(array_api_dispatch=True):
+        np.testing.assert_array_equal(be.to_numpy(again.predict_proba(Xb)), be.to_numpy(proba))
     assert isinstance(score, float)
     np.testing.assert_allclose(be.to_numpy(proba), ref.predict_proba(X), atol=1e-10)
     np.testing.assert_allclose(clf.loss_curve_, ref.loss_curve_, rtol=PARITY_RTOL)
