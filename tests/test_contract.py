@@ -66,6 +66,13 @@ ALLOWED_SYNCS = {
     ("losses.py", "CrossEntropyLoss._forward_2d", "_to_host_bool()"): "probability targets >= 0 check, only with validate=True",
     ("module.py", "_moved", "_backend.to_numpy()"): "moving a model between backends goes through the host, once",
     ("training.py", "_validate_values", "_backend.to_numpy()"): "label and finiteness checks once per dataset at fit's entry",
+    ("sklearn/_arrays.py", "to_host", "_backend.to_numpy()"): "y and sample_weight are read on the host once per fit (label encoding, per-batch weight sums)",
+    ("sklearn/_arrays.py", "to_place", "_backend.to_numpy()"): "a move between namespaces (backend= other than the input's) goes through the host, once per call",
+    ("sklearn/_arrays.py", "to_place", "np.asarray()"): "host data (lists, DataFrames) becomes NumPy before it is moved",
+    ("sklearn/_base.py", "BaseMLP._set_weights", "np.asarray()"): "weights assigned to coefs_/intercepts_ are staged on the host, once per assignment",
+    ("sklearn/_checkpoint.py", "save", ".tolist()"): "classes_ (a host NumPy array) written as JSON, once per save",
+    ("sklearn/_estimators.py", "MLPClassifier._decode", "_backend.to_numpy()"): "class indices to the host for string labels or NumPy output, once per predict",
+    ("sklearn/_training.py", "StochasticTraining._fit_stochastic", "_backend.to_numpy()"): "the per-epoch transfer of the stacked batch losses (tol and n_iter_no_change need the epoch loss)",
 }
 
 
