@@ -632,6 +632,8 @@ FIT_ERRORS = {
     "BCE targets outside [0, 1]": (
         {"loss_fn": xpnet.BCELoss(), "model": mlp(get_backend("numpy"), [2, 1]),
          "y": np.full((12, 1), 2.0, dtype=np.float32)}, ValueError, r"BCELoss targets must be in \[0, 1\], got values from 2 to 2"),
+    "reduction none": ({"loss_fn": CrossEntropyLoss(reduction="none")}, ValueError, r"reduce to one number per batch .*reduction='none'"),
+    "integer X without an Embedding": ({"X": np.zeros((12, 2), dtype=np.int64)}, TypeError, "integer indices only for a model whose first layer is an Embedding"),
     "validation_data not a pair": ({"validation_data": (np.zeros((2, 2)),)}, ValueError, r"validation_data must be a pair \(X_val, y_val\), got tuple"),
 }
 
@@ -661,3 +663,21 @@ def test_fit_metrics_given_as_one_name_or_none():
         hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), X.astype(np.float32), y,
                    epochs=1, verbose=0, metrics=metrics)
         assert keys <= set(hist.history) and ("accuracy" in hist.history) == ("accuracy" in keys)
+
+
+def test_fit_trains_an_embedding_model_on_integer_indices(backend):
+    # Token ids in, classes out: fit accepts integer X when the first layer is an Embedding,
+    # checks the ids once at entry, and trains without the per-batch index check.
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 20, size=(120, 5))
+    y = (ids.sum(axis=1) > 47).astype(np.int64)
+    model = backend.move(xpnet.Sequential(
+        xpnet.Embedding(20, 8, generator=0), xpnet.Flatten(), xpnet.Linear(40, 2, generator=1)), dtype="float32")
+    opt = Adam(model.parameters(), lr=1e-2)
+    X = backend.asarray(ids)
+    hist = fit(model, CrossEntropyLoss(), opt, X, backend.asarray(y), epochs=15, batch_size=30, verbose=0)
+    assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
+    assert model[0].validate is True  # restored after training
+    backend.check(predict(model, X), dtype="float32", shape=(120, 2))
+    with pytest.raises(ValueError, match=r"indices must be in \[0, 20\).*got values from 1 to 20"):
+        fit(model, CrossEntropyLoss(), opt, backend.asarray(ids + 1), backend.asarray(y), epochs=1, verbose=0)

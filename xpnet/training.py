@@ -27,6 +27,7 @@ See ``docs/training.md`` for the full semantics (resume, callbacks, metrics).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -45,6 +46,7 @@ from .callbacks import (
 )
 from .distributed.data_parallel import data_parallel_for
 from .metrics import accuracy, binary_accuracy, counting_form, get_metric, metric_name
+from .layers import Embedding, Sequential
 from .module import Module
 from .progress import ProgressReporter, resolve_mode
 from .random import resolve_generator
@@ -129,13 +131,21 @@ def _check_arrays(model: Module, X: Any, y: Any | None, *, who: str, what: str) 
     xp = _backend.namespace_of(X, y) if y is not None else _backend.namespace_of(X)
     if X.ndim < 1 or X.shape[0] == 0:
         raise ValueError(f"{who}: {pre}X must have at least one sample, got shape {tuple(X.shape)}")
-    if not xp.isdtype(X.dtype, "real floating"):
-        raise TypeError(
-            f"{who}: {pre}X must be floating point, got dtype {_backend.dtype_name(X.dtype)}. "
-            f"Hint: xpnet.asarray(X, dtype='float32') (or the model's dtype)"
-        )
     p = _first_param(model)
-    if p is not None:
+    if not xp.isdtype(X.dtype, "real floating"):
+        if _index_layer(model) is None or not xp.isdtype(X.dtype, "integral"):
+            raise TypeError(
+                f"{who}: {pre}X must be floating point (integer indices only for a model whose "
+                f"first layer is an Embedding), got dtype {_backend.dtype_name(X.dtype)}. "
+                f"Hint: xpnet.asarray(X, dtype='float32') (or the model's dtype)"
+            )
+        if p is not None and _backend.device_of(X) != _backend.device_of(p.data):
+            _backend.namespace_of(X, p.data)  # mixed backends: TypeError naming both
+            raise ValueError(
+                f"{who}: {pre}X is on device {_backend.device_of(X)!r} but the parameters are on "
+                f"{_backend.device_of(p.data)!r}. Hint: move the indices to the model's device"
+            )
+    elif p is not None:
         # Raises TypeError (backend, dtype) or ValueError (device) with a hint.
         _backend.check_same_backend(X, p.data, who=f"{who} ({pre}X vs the model)")
     if y is None:
@@ -163,11 +173,13 @@ def _check_targets(model: Module, loss_fn: Any, X: Any, y: Any, *, xp: Any, who:
             f"{who}: {pre}integer class labels must have shape (N,), got {tuple(y.shape)}. "
             f"Hint: one-hot targets must be floating point"
         )
-    if not integral and y.dtype != X.dtype:
+    p = _first_param(model)
+    fdt = X.dtype if p is None or xp.isdtype(X.dtype, "real floating") else p.data.dtype
+    if not integral and y.dtype != fdt:
         raise TypeError(
             f"{who}: {pre}y has dtype {_backend.dtype_name(y.dtype)} but X (and the model) "
-            f"use {_backend.dtype_name(X.dtype)}. Hint: xpnet.asarray(y, dtype="
-            f"{_backend.dtype_name(X.dtype)!r})"
+            f"use {_backend.dtype_name(fdt)}. Hint: xpnet.asarray(y, dtype="
+            f"{_backend.dtype_name(fdt)!r})"
         )
     # A one-sample forward in eval mode gives the output shape (the number of classes)
     # and lets the loss's own shape checks fail here rather than in the middle of an epoch.
@@ -183,14 +195,18 @@ def _check_targets(model: Module, loss_fn: Any, X: Any, y: Any, *, xp: Any, who:
 
 
 def _validate_values(
-    loss_fn: Any, X: Any, y: Any, out: Any, *, xp: Any, who: str, what: str
+    model: Module, loss_fn: Any, X: Any, y: Any, out: Any, *, xp: Any, who: str, what: str
 ) -> None:
     """Value checks that need the data (finite, label range): one host sync per dataset."""
     pre = f"{what} " if what else ""
     kind = _loss_kind(loss_fn)
     integral = xp.isdtype(y.dtype, "integral") or xp.isdtype(y.dtype, "bool")
-    fdt = X.dtype
-    parts = [xp.astype(xp.all(xp.isfinite(X)), fdt)]
+    fdt = out.dtype
+    if xp.isdtype(X.dtype, "integral"):
+        _index_layer(model).check_indices(X)  # indices in range: its own one sync
+        parts = [xp.ones((), dtype=fdt, device=_backend.device_of(out))]
+    else:
+        parts = [xp.astype(xp.all(xp.isfinite(X)), fdt)]
     if not xp.isdtype(y.dtype, "bool"):
         if not integral:
             parts.append(xp.astype(xp.all(xp.isfinite(y)), fdt))
@@ -242,11 +258,37 @@ def _validate_dataset(
     xp = _check_arrays(model, X, y, who=who, what=what)
     out = _check_targets(model, loss_fn, X, y, xp=xp, who=who, what=what)
     if values:
-        _validate_values(loss_fn, X, y, out, xp=xp, who=who, what=what)
+        _validate_values(model, loss_fn, X, y, out, xp=xp, who=who, what=what)
     return xp
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _index_layer(model: Module) -> Any:
+    """The Embedding that takes the model's input, if its first layer is one, else None."""
+    m = model
+    while True:
+        if isinstance(m, Embedding):
+            return m
+        children = list(m.children()) if isinstance(m, Sequential) else []
+        if not children:
+            return None
+        m = children[0]
+
+
+@contextlib.contextmanager
+def _indices_checked(model: Module, checked: bool) -> Any:
+    """Turn off the Embeddings' per-call index check (a host sync per batch) while fit
+    trains on indices it has already checked once at entry; restore it afterwards."""
+    quiet = [m for m in model.modules() if isinstance(m, Embedding) and m.validate] if checked else []
+    for m in quiet:
+        m.validate = False
+    try:
+        yield
+    finally:
+        for m in quiet:
+            m.validate = True
 
 
 def _check_int(value: Any, name: str, *, minimum: int, who: str = "fit") -> int:
@@ -447,7 +489,7 @@ def fit(
     validation_batch_size = _check_int(validation_batch_size, "validation_batch_size", minimum=1)
     if log_every is not None:
         log_every = _check_int(log_every, "log_every", minimum=1)
-    callbacks = _check_fit_objects(model, optimizer, callbacks)
+    callbacks = _check_fit_objects(model, optimizer, callbacks, loss_fn)
     dp = data_parallel_for(distributed, model, loss_fn, batch_size)
     mode = resolve_mode(verbose) if dp is None or dp.is_main else "silent"
     xp, validation_data = _check_fit_data(model, loss_fn, X, y, validation_data, validate_data)
@@ -482,16 +524,24 @@ def fit(
         state=state, progress=progress, log_every=log_every, validation=validation_data,
         validation_batch_size=validation_batch_size, sync=dp,
     )
-    return _train(runner, history, range(initial_epoch, epochs))
+    with _indices_checked(model, validate_data):
+        return _train(runner, history, range(initial_epoch, epochs))
 
 
 # --------------------------------------------------------------------------- fit's phases
 
 
-def _check_fit_objects(model: Any, optimizer: Any, callbacks: Iterable[Any]) -> list[Callback]:
+def _check_fit_objects(model: Any, optimizer: Any, callbacks: Iterable[Any], loss_fn: Any) -> list[Callback]:
     """Type checks of what fit was given besides the data; returns the callbacks as a list."""
     if not isinstance(model, Module):
         raise TypeError(f"fit: model must be an xpnet.Module, got {type(model).__name__}")
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(
+            f"fit: the loss must reduce to one number per batch (reduction='mean' or 'sum'), got "
+            f"{type(loss_fn).__name__}(reduction={reduction!r}). Hint: {type(loss_fn).__name__}() "
+            f"trains on the batch mean; reduction='none' is for per-sample losses outside fit"
+        )
     if not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"fit: optimizer must have a step() method, got {type(optimizer).__name__}")
     callbacks = list(callbacks)
