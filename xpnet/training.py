@@ -45,8 +45,8 @@ from .callbacks import (
     TrainState,
 )
 from .distributed.data_parallel import data_parallel_for
-from .metrics import accuracy, binary_accuracy, counting_form, get_metric, metric_name
 from .layers import Embedding, Sequential
+from .metrics import accuracy, binary_accuracy, counting_form, get_metric, metric_name
 from .module import Module
 from .progress import ProgressReporter, resolve_mode
 from .random import resolve_generator
