@@ -119,3 +119,23 @@ def test_parity_require_backends_exits_2(tmp_path):
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 2 and f"required backend {MISSING} is unavailable" in proc.stderr
+
+
+def test_plugin_folds_import_skips_into_one_line_per_package(tmp_path):
+    body = """
+        import pytest
+
+        def test_a():
+            pytest.importorskip("xpnet_no_such_package")
+
+        def test_b():
+            pytest.importorskip("xpnet_no_such_package.sub")
+
+        def test_c():
+            pytest.skip("another reason")
+    """
+    proc = _pytest(tmp_path, body)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(lines) == 2, proc.stdout
+    assert "SKIPPED [2] optional package 'xpnet_no_such_package' missing: the tests that need it -- pip install xpnet_no_such_package" in lines
+    assert any("another reason" in line and "test_it.py" in line for line in lines)

@@ -17,12 +17,15 @@ Then any test that takes ``backend`` runs once per backend and receives a
 * ``pytest --require-backends cupy,torch:cuda`` (or ``XPNET_REQUIRE_BACKENDS``) makes an
   unusable backend an error before any test runs: a GPU validation run must not go green
   on the CPU backends alone.
+* A test skipped by `pytest.importorskip` (the torch oracles without torch) is summarised
+  in one line per missing package, with its install hint, not one line per test file line.
 * A test that asks a float32-only device for float64 (through ``backend.asarray``,
   ``backend.dtype`` or ``backend.move``) is skipped with that reason.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -112,6 +115,29 @@ def backend(request: Any) -> Any:
         return get_backend(request.param)
     except BackendUnavailable as exc:
         pytest.skip(f"backend unavailable: {exc}")
+
+
+_IMPORT_SKIP = re.compile(r"^(?:Skipped: )?could not import '([\w.]+)'")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """One summary line per missing optional package, not one per skipping test file line.
+
+    ``pytest -ra`` groups skips by location; a torch-oracle check skipped through
+    ``pytest.importorskip("torch")`` in forty places would print forty lines. Moving
+    those skips to one shared pseudo-location folds them into one line that says how many
+    tests need the package.
+    """
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and len(longrepr) == 3:
+        match = _IMPORT_SKIP.match(str(longrepr[2]))
+        if match:
+            top = match.group(1).partition(".")[0]
+            hint = INSTALL_HINTS.get(top, f"pip install {top}")
+            report.longrepr = (f"optional package {top!r} missing", None, f"the tests that need it -- {hint}")
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
