@@ -179,13 +179,19 @@ def test_regressor_matches_sklearn(loss, n_targets):
     np.testing.assert_allclose(pred, ref.predict(X), rtol=1e-7, atol=1e-10)
 
 
-def test_sample_weight_matches_sklearn(digits):
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_sample_weight_matches_sklearn(digits, kind, early_stopping):
     X, y = digits
     w = np.random.default_rng(0).uniform(0.0, 3.0, size=len(y))
-    ours, ref = _pair(MLPClassifier, sknn.MLPClassifier, hidden_layer_sizes=(16,), max_iter=5, batch_size=64)
+    pair = (MLPClassifier, sknn.MLPClassifier) if kind == "classifier" else (MLPRegressor, sknn.MLPRegressor)
+    y = y if kind == "classifier" else y / 9.0
+    ours, ref = _pair(*pair, hidden_layer_sizes=(16,), max_iter=5, batch_size=64, early_stopping=early_stopping)
     ours.fit(X, y, sample_weight=w)
     ref.fit(X, y, sample_weight=w)
     _assert_same_fit(ours, ref, X)
+    if early_stopping:  # the weighted validation score, on the same split of the weights
+        np.testing.assert_allclose(ours.validation_scores_, ref.validation_scores_, rtol=PARITY_RTOL)
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
