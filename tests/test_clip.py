@@ -125,3 +125,25 @@ def test_argument_errors():
         clip_grad_value_([p], -0.1)
     with pytest.raises(TypeError, match="expected Parameters"):
         clip_grad_norm_([np.ones(2)], 1.0)
+
+
+class _NoLinalg:
+    """A namespace without the optional linalg extension (delegates everything else)."""
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        if name == "linalg":
+            raise AttributeError(name)
+        return getattr(self._xp, name)
+
+
+@pytest.mark.parametrize("ord", [math.inf, -math.inf, 2.0, 1.0, 0.0, 3.0])
+def test_vector_norm_without_the_linalg_extension(backend, ord):
+    from xpnet.clip import _vector_norm
+
+    host = np.array([[3.0, -4.0, 0.0], [1.0, 0.5, -2.0]])
+    got = _vector_norm(backend.asarray(host, dtype="float64"), ord, xp=_NoLinalg(backend.xp))
+    backend.check(got, dtype="float64", shape=())
+    np.testing.assert_allclose(backend.to_numpy(got), np.linalg.norm(host.ravel(), ord=ord), rtol=1e-14)

@@ -43,16 +43,19 @@ def _vector_norm(x: Array, ord: float, *, xp: Any) -> Array:
     # Namespaces without the linalg extension: the same norms from core functions.
     a = xp.abs(x)
     if ord == math.inf:
-        return xp.max(a)
-    if ord == -math.inf:
-        return xp.min(a)
-    if ord == 2.0:
-        return xp.sqrt(xp.sum(a * a))
-    if ord == 1.0:
-        return xp.sum(a)
-    if ord == 0.0:
-        return xp.sum(xp.astype(a != 0, x.dtype))
-    return xp.sum(a**ord) ** (1.0 / ord)
+        r = xp.max(a)
+    elif ord == -math.inf:
+        r = xp.min(a)
+    elif ord == 2.0:
+        r = xp.sqrt(xp.sum(a * a))
+    elif ord == 1.0:
+        r = xp.sum(a)
+    elif ord == 0.0:
+        r = xp.sum(xp.astype(a != 0, x.dtype))
+    else:
+        r = xp.sum(a**ord) ** (1.0 / ord)
+    # NumPy reduces to a scalar (numpy.float64), which is no array to the rest of xpnet.
+    return r if type(r) is type(x) else xp.asarray(r, device=_backend.device_of(x))
 
 
 def clip_grad_norm_(
