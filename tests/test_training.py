@@ -92,6 +92,40 @@ def test_fit_learns_blobs_with_validation(backend):
     assert again.history == h and again.epoch == hist.epoch and again.params["steps"] == 5
 
 
+def test_validation_split_is_a_seeded_stratified_holdout(backend, monkeypatch):
+    X, y = blobs(40)
+    Xb, yb = backend.asarray(X, dtype="float32"), backend.asarray(y)
+    seen = []
+    real_split = xpnet.training._split_validation
+
+    def spy(*args):
+        out = real_split(*args)
+        seen.append((backend.to_numpy(out[1]), backend.to_numpy(out[2][1])))
+        return out
+
+    monkeypatch.setattr(xpnet.training, "_split_validation", spy)
+    for _ in range(2):
+        model = mlp(backend, [2, 6, 3])
+        hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), Xb, yb, epochs=2,
+                   batch_size=8, validation_split=0.25, generator=3, verbose=0)
+        assert len(hist.history["val_loss"]) == 2 and len(hist.history["val_accuracy"]) == 2
+        assert hist.params["samples"] == 30
+    (ytr, yva), (ytr2, yva2) = seen
+    assert len(yva) == 10 and np.array_equal(yva, yva2) and np.array_equal(ytr, ytr2)
+    # Stratified: each class keeps its share of the 40 samples in the 10 held out.
+    for c in np.unique(y):
+        assert abs(np.sum(yva == c) - 10 * np.mean(y == c)) <= 1
+    assert sorted(np.concatenate([ytr, yva]).tolist()) == sorted(y.tolist())
+    model = mlp(backend, [2, 6, 3])
+    opt = SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        fit(model, CrossEntropyLoss(), opt, Xb, yb, epochs=1, validation_split=0.2,
+            validation_data=(Xb, yb), verbose=0)
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="validation_split"):
+            fit(model, CrossEntropyLoss(), opt, Xb, yb, epochs=1, validation_split=bad, verbose=0)
+
+
 def test_epoch_values_match_hand_computation(backend):
     # lr=0 keeps the weights fixed, so the epoch's loss and accuracy must equal the loss
     # and accuracy of the fixed model on the whole set, whatever the (uneven) batching.

@@ -382,6 +382,7 @@ def fit(
     epochs: int,
     batch_size: int = 32,
     validation_data: tuple[Array, Array] | None = None,
+    validation_split: float = 0.0,
     metrics: str | Iterable[str | Callable[[Array, Array], Array]] = "auto",
     callbacks: Iterable[Callback] = (),
     scheduler: Any = None,
@@ -417,6 +418,14 @@ def fit(
         Samples per step.
     validation_data
         ``(X_val, y_val)``, evaluated in eval mode after each epoch (``val_*`` keys).
+    validation_split
+        Fraction of ``(X, y)`` (``0 <= f < 1``, Keras's name) held out of training and
+        used as the validation data, instead of ``validation_data``. Unlike Keras, which
+        takes the last samples, the split is drawn at random and is the same on every
+        backend and every call: seeded by ``generator`` when that is an int, else by 0
+        (a Generator passed as ``generator`` is not advanced by it). Integer class labels
+        ``(N,)`` are split stratified (each class keeps its proportion in both parts), as
+        :func:`xpnet.data.train_test_split` does with ``stratify=True``.
     metrics
         Metric names or callables (:mod:`xpnet.metrics`). ``"auto"`` (default):
         ``("accuracy",)`` for ``CrossEntropyLoss``, ``BCELoss`` and
@@ -492,6 +501,7 @@ def fit(
     callbacks = _check_fit_objects(model, optimizer, callbacks, loss_fn)
     dp = data_parallel_for(distributed, model, loss_fn, batch_size)
     mode = resolve_mode(verbose) if dp is None or dp.is_main else "silent"
+    X, y, validation_data = _split_validation(X, y, validation_split, validation_data, generator)
     xp, validation_data = _check_fit_data(model, loss_fn, X, y, validation_data, validate_data)
     metric_fns = _resolve_metrics(metrics, loss_fn)
     loader, gen = _train_loader(X, y, batch_size, shuffle, drop_last, generator, initial_epoch, dp)
@@ -551,6 +561,40 @@ def _check_fit_objects(model: Any, optimizer: Any, callbacks: Iterable[Any], los
                 f"fit: callbacks must be xpnet.callbacks.Callback instances, got {type(cb).__name__}"
             )
     return callbacks
+
+
+def _split_validation(
+    X: Any, y: Any, fraction: Any, validation_data: Any, generator: Any
+) -> tuple[Any, Any, Any]:
+    """``validation_split``: ``(X_train, y_train, (X_val, y_val))``, or the inputs unchanged."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not (
+        0.0 <= float(fraction) < 1.0
+    ):
+        raise ValueError(f"fit: validation_split must be a fraction in [0, 1), got {fraction!r}")
+    if float(fraction) == 0.0:
+        return X, y, validation_data
+    if validation_data is not None:
+        raise ValueError("fit: pass validation_data or validation_split, not both")
+    from .data.preprocessing import train_test_split
+
+    for label, a in (("X", X), ("y", y)):
+        if not _backend.is_array(a) or a.ndim < 1:
+            raise TypeError(f"fit: validation_split needs arrays with a sample axis; {label} is not")
+    n = int(X.shape[0])
+    n_val = int(np.ceil(float(fraction) * n))
+    if not 1 <= n_val <= n - 1:
+        raise ValueError(
+            f"fit: validation_split={fraction!r} of {n} samples leaves {n_val} for validation "
+            f"and {n - n_val} for training; both need at least one"
+        )
+    xp = _backend.namespace_of(y)
+    # Stratify integer class labels (one host copy of y); float targets are split plainly.
+    stratify = y.ndim == 1 and xp.isdtype(y.dtype, "integral")
+    if stratify:  # a class with a single sample cannot be on both sides: split plainly
+        stratify = bool(np.unique(_backend.to_numpy(y), return_counts=True)[1].min() >= 2)
+    seed = generator if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool) else 0
+    Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=n_val, seed=int(seed), stratify=stratify)
+    return Xtr, ytr, (Xva, yva)
 
 
 def _check_fit_data(
