@@ -56,7 +56,7 @@ def test_help_lists_commands_and_every_train_option():
     text = xpnet("train", "--help").stdout
     for opt in ("--backend", "--device", "--dtype", "--hidden", "--activation", "--optimizer",
                 "--lr", "--weight-decay", "--batch-size", "--epochs", "--seed", "--test-size",
-                "--scheduler", "--stop-after", "--init", "--task", "--no-standardize",
+                "--scheduler", "--stop-after", "--val-size", "--patience", "--init", "--task", "--no-standardize",
                 "--save", "--resume", "--plot", "--metrics-json", "--quiet", "--data", "--debug"):
         assert opt in text, opt
     for name in ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "digits", "xor"):
@@ -79,6 +79,59 @@ def test_train_xor_prints_progress_and_writes_metrics(tmp_path):
     assert m["epochs"] == 150 and m["test_accuracy"] == 1.0
     assert 0 <= m["test_loss"] < 0.1 and m["train_loss"] >= 0 and m["seconds"] > 0
     assert len(m["history"]["loss"]) == 150
+
+
+def test_train_validates_on_a_holdout_and_evaluates_the_test_set_once(tmp_path, monkeypatch, capsys):
+    # In-process, to count the evaluation passes: iris is 150 samples, 30 of them the test
+    # set; --val-size 0.1 holds 12 of the other 120 out for validation.
+    import xpnet._loop
+    import xpnet.training
+    from xpnet.cli import main
+
+    sizes = []
+    real = xpnet._loop.evaluate_pass
+
+    def counting(model, loss_fn, X, y, **kw):
+        sizes.append(int(X.shape[0]))
+        return real(model, loss_fn, X, y, **kw)
+
+    monkeypatch.setattr(xpnet._loop, "evaluate_pass", counting)
+    monkeypatch.setattr(xpnet.training, "evaluate_pass", counting)
+    out = tmp_path / "m.json"
+    assert main(["train", "iris", "--epochs", "6", "--metrics-json", str(out)]) == 0
+    # Validation after each epoch; the report evaluates the test set, then the validation set.
+    assert sizes == [12] * 6 + [30, 12], sizes
+    m = json.loads(out.read_text())
+    assert m["val_size"] == 0.1 and m["epochs"] == 6
+    for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+        assert isinstance(m[key], float), key
+    assert m["val_loss"] != m["test_loss"]
+    assert m["val_loss"] == pytest.approx(m["history"]["val_loss"][-1], rel=1e-6)
+    assert len(m["history"]["val_loss"]) == 6
+    text = capsys.readouterr().out
+    assert "108 train / 12 validation / 30 test samples" in text
+    assert "epoch 6/6" in text and "val_loss" in text and text.count("test accuracy") == 1
+
+
+def test_patience_stops_early_and_restores_the_best_weights(tmp_path):
+    ckpt, out = tmp_path / "c.npz", tmp_path / "m.json"
+    proc = xpnet("train", "moons", "--epochs", "60", "--lr", "0.2", "--patience", "2",
+                 "--save", str(ckpt), "--metrics-json", str(out))
+    m = json.loads(out.read_text())
+    assert m["stopped_early"] and m["epochs"] < 60 and m["best_epoch"] == m["epochs"] - 2
+    h = m["history"]["val_loss"]
+    assert len(h) == m["epochs"] and min(h) == h[m["best_epoch"] - 1]
+    assert m["val_loss"] == pytest.approx(min(h), rel=1e-5)
+    assert f"restored the weights of epoch {m['best_epoch']}" in proc.stdout
+    # The checkpoint holds the restored weights: eval reproduces the reported test numbers.
+    ev = xpnet("eval", str(ckpt), "--metrics-json", str(tmp_path / "e.json"))
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["accuracy"] == pytest.approx(m["test_accuracy"]), ev.stdout
+    # --val-size 0: no validation split; --patience then watches the training loss.
+    proc = xpnet("train", "moons", "--epochs", "3", "--val-size", "0", "--metrics-json", str(out))
+    m = json.loads(out.read_text())
+    assert m["val_loss"] is None and "val_loss" not in m["history"]
+    assert "160 train / 0 validation / 40 test samples" in proc.stdout
 
 
 def test_train_quiet_prints_only_the_result(tmp_path):
@@ -307,7 +360,7 @@ def test_mnist_directory_uses_the_official_t10k_test_split(tmp_path, name):
     ds = () if name is None else (name,)
     proc = xpnet("train", *ds, "--data", "mn", "--epochs", "2", "--test-size", "0.5",
                  "--metrics-json", "m.json", "--save", "ck.npz", cwd=tmp_path)
-    assert "30 train / 12 test samples" in proc.stdout
+    assert "27 train / 3 validation / 12 test samples" in proc.stdout
     assert "test set: the official t10k files in mn (--test-size does not apply)" in proc.stdout
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["test_split"] == "t10k" and m["test_on_train"] is False
@@ -323,7 +376,7 @@ def test_mnist_directory_uses_the_official_t10k_test_split(tmp_path, name):
 def test_mnist_directory_without_t10k_splits_the_train_files(tmp_path):
     _mnist_dir(tmp_path / "mn", n_test=0)
     proc = xpnet("train", "--data", "mn", "--epochs", "1", "--test-size", "0.5", cwd=tmp_path)
-    assert "15 train / 15 test samples" in proc.stdout and "t10k" not in proc.stdout
+    assert "13 train / 2 validation / 15 test samples" in proc.stdout and "t10k" not in proc.stdout
 
 
 def test_mnist_t10k_with_mismatched_counts_is_a_clear_error(tmp_path):

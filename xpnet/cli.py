@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction held out for testing, stratified by class (default 0.2; 0 "
                         "tests on the training data, the default for the 4-sample logic gates). "
                         "Ignored for an MNIST directory with t10k files: those are the test set")
+    d.add_argument("--val-size", type=float_in(0.0, 1.0, lo_open=False), default=None,
+                   metavar="FRAC",
+                   help="fraction of the training data held out for validation, stratified by "
+                        "class and seeded by --seed: the val_* numbers of every epoch and what "
+                        "--patience watches (default 0.1; 0 disables, the default for the logic "
+                        "gates). The test set is evaluated once, at the end")
     d.add_argument("--no-standardize", dest="standardize", action="store_false", default=None,
                    help="do not standardize features (default: zero mean, unit variance, "
                         "fitted on the training split)")
@@ -151,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="stop this run after epoch N of --epochs (the schedule still spans "
                         "--epochs); continue later with --resume")
+    o.add_argument("--patience", type=nonneg_int, default=None, metavar="N",
+                   help="early stopping: stop after N epochs in a row without a lower val_loss "
+                        "(the training loss with --val-size 0) and restore the best epoch's "
+                        "weights (default: train all --epochs)")
     o.add_argument("--seed", type=nonneg_int, default=None,
                    help="seed for the split, the initial weights and the shuffling (default 0)")
     _backend_options(t)
@@ -165,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "to this image: .png, .pdf, .svg, ... (needs matplotlib; checked "
                         "before training)")
     r.add_argument("--metrics-json", default=None, metavar="PATH",
-                   help="write test_accuracy, test_loss, train_loss, epochs, seconds as JSON")
+                   help="write val_loss, val_accuracy, test_loss, test_accuracy, train_loss, "
+                        "epochs, seconds and the per-epoch history as JSON")
     r.add_argument("-q", "--quiet", action="store_true",
                    help="print only the final result line")
     t.set_defaults(func=cli_train.run)

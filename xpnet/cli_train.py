@@ -52,7 +52,7 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "silu", "
 # user passes on the command line wins. ``lr`` applies to the dataset's own optimizer;
 # another --optimizer without --lr uses DEFAULT_LR.
 _GATE = dict(hidden=(8,), activation="tanh", optimizer="adam", lr=0.05, batch_size=4,
-             epochs=200, test_size=0.0)
+             epochs=200, test_size=0.0, val_size=0.0)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     # Measured: 97.8-98.6% test accuracy over split/init seeds 0-4, ~1.5 s on one CPU core.
     "digits": dict(hidden=(256,), activation="relu", optimizer="adam", lr=2e-3, batch_size=32,
@@ -81,14 +81,14 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "regression": dict(hidden=(64,), activation="tanh", optimizer="adam", lr=1e-3, batch_size=32,
                        epochs=100),
 }
-_COMMON = dict(test_size=0.2, seed=0, weight_decay=0.0, scheduler="none", init="torch",
+_COMMON = dict(test_size=0.2, val_size=0.1, seed=0, weight_decay=0.0, scheduler="none", init="torch",
                dtype="float32", standardize=True)
 
 # Options whose value a checkpoint fixes: resuming with a different one would not continue
 # the same run, so it is an error (the others, such as --backend, may change).
 _RESUME_FIXED = ("dataset", "data", "hidden", "activation", "init", "optimizer", "lr",
-                 "weight_decay", "batch_size", "seed", "test_size", "dtype", "scheduler",
-                 "standardize", "task")
+                 "weight_decay", "batch_size", "seed", "test_size", "val_size", "dtype",
+                 "scheduler", "standardize", "task")
 _CLI_FORMAT = 1
 
 
@@ -144,6 +144,8 @@ def _train_config(args: argparse.Namespace, hp: dict[str, Any] | None) -> dict[s
                     f"leave it out to continue the saved run"
                 )
         cfg = {k: hp.get(k) for k in _RESUME_FIXED}
+        if "val_size" not in hp:  # saved before --val-size existed: it trained on all of it
+            cfg["val_size"] = 0.0
         cfg["hidden"] = tuple(cfg["hidden"] or ())
         cfg["epochs"] = args.epochs if args.epochs is not None else int(hp.get("epochs", 1))
         return cfg
@@ -183,6 +185,8 @@ class _Data:
     ytr: np.ndarray
     Xte: np.ndarray
     yte: np.ndarray
+    Xva: np.ndarray | None  # the validation split of the training data (None: --val-size 0)
+    yva: np.ndarray | None
     has_test: bool
     t10k: bool  # the test set is an MNIST directory's official t10k files
 
@@ -205,6 +209,8 @@ class _Run:
     stop: int = 0
     prior: dict[str, list[float]] | None = None
     test_arrays: tuple[Any, Any] | None = None  # the test set on the device, for the report
+    val_arrays: tuple[Any, Any] | None = None  # the validation split on the device
+    early_stop: Any = None  # the EarlyStopping callback of --patience
 
 
 def run(args: argparse.Namespace) -> int:
@@ -311,13 +317,35 @@ def _load_data(
     else:
         Xtr, Xte, ytr, yte = _split(X, y, cfg["test_size"], cfg["seed"],
                                     stratify=task == "classification")
+    Xtr, ytr, Xva, yva = _validation_split(Xtr, ytr, cfg["val_size"], cfg["seed"], task, where)
     if hp_in is not None:
         n_out = int(hp_in["model"]["sizes"][-1])
     name = cfg["dataset"] or os.path.basename(cfg["data"])
     data = _Data(name=name, where=str(where), task=task, n_features=int(X.shape[1]), n_out=n_out,
-                 Xtr=Xtr, ytr=ytr, Xte=Xte, yte=yte,
+                 Xtr=Xtr, ytr=ytr, Xte=Xte, yte=yte, Xva=Xva, yva=yva,
                  has_test=test_ds is not None or cfg["test_size"] > 0, t10k=test_ds is not None)
     return cfg, data
+
+
+def _validation_split(
+    X: np.ndarray, y: np.ndarray, val_size: float, seed: int, task: str, where: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Hold ``val_size`` of the training data out for validation (stratified, seeded)."""
+    from .data import train_test_split
+
+    if not val_size:
+        return X, y, None, None
+    n_val = int(np.ceil(val_size * len(X)))
+    if not 1 <= n_val <= len(X) - 1:
+        raise CLIError(
+            f"{where}: --val-size {val_size:g} of the {len(X)} training samples leaves "
+            f"{n_val} for validation and {len(X) - n_val} for training; both need at least "
+            f"one (pass --val-size 0 to train on all of them)"
+        )
+    stratify = task == "classification" and int(np.unique(y, return_counts=True)[1].min()) >= 2
+    # seed + 1: not the draw that split off the test set, so the two splits are independent.
+    Xtr, Xva, ytr, yva = train_test_split(X, y, test_size=n_val, seed=seed + 1, stratify=stratify)
+    return Xtr, ytr, Xva, yva
 
 
 def _hparams(cfg: dict[str, Any], data: _Data, hp_in: dict[str, Any] | None) -> dict[str, Any]:
@@ -395,8 +423,9 @@ def _announce(args: argparse.Namespace, r: _Run) -> None:
     from . import _backend
 
     cfg, d = r.cfg, r.data
-    _out(args, f"xpnet: {d.name} ({d.task}, {len(d.Xtr)} train / {len(d.Xte) if d.has_test else 0} "
-               f"test samples, {d.n_features} features) on {_backend.backend_name(r.xp)}:{r.dev}, "
+    n_val = 0 if d.Xva is None else len(d.Xva)
+    _out(args, f"xpnet: {d.name} ({d.task}, {len(d.Xtr)} train / {n_val} validation / "
+               f"{len(d.Xte) if d.has_test else 0} test samples, {d.n_features} features) on {_backend.backend_name(r.xp)}:{r.dev}, "
                f"{cfg['dtype']}")
     if d.t10k:
         _out(args, f"xpnet: test set: the official t10k files in {cfg['data']} "
@@ -412,6 +441,9 @@ def _device_arrays(r: _Run) -> tuple[Any, Any, Any, Any]:
     Xtr = _to_backend(_apply_scaler(d.Xtr, r.hp), r.xp, r.dev, dtype)
     Xte = _to_backend(_apply_scaler(d.Xte, r.hp), r.xp, r.dev, dtype)
     ydt = None if d.task == "classification" else dtype
+    if d.Xva is not None:
+        r.val_arrays = (_to_backend(_apply_scaler(d.Xva, r.hp), r.xp, r.dev, dtype),
+                        _to_backend(d.yva, r.xp, r.dev, ydt))
     return Xtr, _to_backend(d.ytr, r.xp, r.dev, ydt), Xte, _to_backend(d.yte, r.xp, r.dev, ydt)
 
 
@@ -419,17 +451,25 @@ def _train(args: argparse.Namespace, r: _Run, save_cb: Any) -> dict[str, list[fl
     """Run :func:`xpnet.fit` for the remaining epochs; the whole history, prior epochs first."""
     history_now: dict[str, list[float]] = {}
     Xtr_b, ytr_b, Xte_b, yte_b = _device_arrays(r)
-    r.test_arrays = (Xte_b, yte_b)
+    r.test_arrays = (Xte_b, yte_b)  # evaluated once, by _report, never during training
     if r.stop > r.start_epoch:
         from .training import fit
 
+        callbacks = [save_cb] if save_cb is not None else []
+        if args.patience is not None:
+            from .callbacks import EarlyStopping
+
+            r.early_stop = EarlyStopping(
+                monitor="val_loss" if r.val_arrays is not None else "loss",
+                patience=args.patience, restore_best_weights=True)
+            callbacks.append(r.early_stop)
         hist = fit(
             r.model, r.loss_fn, r.optimizer, Xtr_b, ytr_b,
             epochs=r.stop,
             batch_size=r.cfg["batch_size"],
-            validation_data=(Xte_b, yte_b) if r.data.has_test else None,
+            validation_data=r.val_arrays,
             metrics=("accuracy",) if r.data.task == "classification" else (),
-            callbacks=(save_cb,) if save_cb is not None else (),
+            callbacks=callbacks,
             scheduler=r.scheduler,
             shuffle=True,
             generator=r.generator,
@@ -437,6 +477,11 @@ def _train(args: argparse.Namespace, r: _Run, save_cb: Any) -> dict[str, list[fl
             initial_epoch=r.start_epoch,
         )
         history_now = _history_dict(hist)
+        if save_cb is not None and r.early_stop is not None and r.early_stop.best_weights is not None:
+            # The best epoch's weights are back in the model (after the last per-epoch save):
+            # the checkpoint holds the model that the result line reports.
+            save_cb.save(r.start_epoch + len(hist.epoch), save_cb.history,
+                         save_cb.state.global_step if save_cb.state is not None else 0)
     prior = r.prior or {}
     n_prior = len(next(iter(prior.values()), []))
     n_now = len(next(iter(history_now.values()), []))
@@ -452,21 +497,29 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
     d = r.data
     Xte_b, yte_b = r.test_arrays
     test = _evaluate(r.model, r.loss_fn, Xte_b, yte_b, d.task, 256)
+    val = _evaluate(r.model, r.loss_fn, *r.val_arrays, d.task, 256) if r.val_arrays else {}
     train_loss = history["loss"][-1] if history.get("loss") else None
     seconds = time.perf_counter() - t0
+    es = r.early_stop
+    epochs_done = len(history["loss"]) if history.get("loss") else max(r.stop, r.start_epoch)
     result = {
         "dataset": d.name,
         "task": d.task,
         "backend": _backend.backend_name(r.xp),
         "device": str(r.dev),
         "dtype": r.cfg["dtype"],
-        "epochs": max(r.stop, r.start_epoch),
+        "epochs": epochs_done,
+        "val_loss": val.get("loss"),
+        "val_accuracy": val.get("accuracy") if d.task == "classification" else None,
         "test_loss": test.get("loss"),
         "test_accuracy": test.get("accuracy") if d.task == "classification" else None,
         "train_loss": train_loss,
         "seconds": seconds,
         "test_on_train": not d.has_test,
         "test_split": r.hp["test_split"],
+        "val_size": r.cfg["val_size"],
+        "stopped_early": es is not None and es.stopped_epoch is not None,
+        "best_epoch": None if es is None or es.best_epoch is None else es.best_epoch + 1,
         "world_size": _world_size(),
     }
     if not _is_main():
@@ -483,6 +536,16 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
                       X=_apply_scaler(d.Xte, r.hp) if two_d else None, y=d.yte if two_d else None)
         _out(args, f"xpnet: wrote {args.plot}")
     what = "test" if d.has_test else "train"
+    if es is not None and es.best_epoch is not None:
+        how = (f"stopped early after epoch {es.stopped_epoch + 1}" if es.stopped_epoch is not None
+               else "ran all epochs")
+        _out(args, f"xpnet: {how}; restored the weights of epoch {es.best_epoch + 1} (best "
+                   f"{es.monitor} {es.best:.4f})")
+    if val:
+        if d.task == "classification":
+            _out(args, f"validation accuracy: {100 * val['accuracy']:.2f}% (loss {val['loss']:.4f})")
+        else:
+            _out(args, f"validation loss (MSE): {val['loss']:.6g}")
     if d.task == "classification":
         print(f"{what} accuracy: {100 * test['accuracy']:.2f}% (loss {test['loss']:.4f}) after "
               f"{result['epochs']} epochs in {seconds:.1f} s")
