@@ -3,7 +3,9 @@
 Each block runs alone in a fresh interpreter (a subprocess, in an empty temporary
 directory, with this checkout first on ``sys.path``), so a block must be
 self-contained: its own imports, its own data. Signatures and sketches are fenced as
-``text`` instead. A block that uses a GPU (it mentions ``cupy`` or ``cuda``) is skipped
+``text`` instead. A block whose first line is ``# file: NAME.py`` is a file the page asks
+the reader to save: it is also written, under that name, next to every block of the same
+page (so a later block can import it). A block that uses a GPU (it mentions ``cupy`` or ``cuda``) is skipped
 on a machine without one.
 """
 
@@ -44,6 +46,19 @@ def python_blocks(path: pathlib.Path) -> list[tuple[int, str]]:
             out.append((i + 2, textwrap.dedent("\n".join(lines[i + 1 : j])) + "\n"))
             i = j
         i += 1
+    return out
+
+
+_FILE = re.compile(r"^# file: (?P<name>[\w.-]+\.py)\s*$")
+
+
+def named_files(path: pathlib.Path) -> dict[str, str]:
+    """The ``# file: NAME`` blocks of a page, by name."""
+    out = {}
+    for _, code in python_blocks(path):
+        m = _FILE.match(code.splitlines()[0]) if code.strip() else None
+        if m:
+            out[m.group("name")] = code
     return out
 
 
@@ -90,6 +105,8 @@ def test_the_docs_have_python_blocks():
 def test_python_block_runs(path, line, code, tmp_path):
     if _uses_gpu(code) and not _gpu_available(code):
         pytest.skip(f"{path.name}:{line} needs a GPU")
+    for name, text in named_files(path).items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
     script = tmp_path / f"{path.stem}_{line}.py"
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
