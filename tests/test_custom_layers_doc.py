@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_docs import named_files
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
