@@ -65,6 +65,15 @@ def named_files(path: pathlib.Path) -> dict[str, str]:
 BLOCKS = [(p, line, code) for p in doc_files() for line, code in python_blocks(p)]
 
 
+def test_every_page_is_in_the_sphinx_site():
+    # sphinx-build -W fails on a page no toctree lists; say so here, in seconds, first.
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^([\w-]+)$", index, flags=re.M))
+    pages = {p.stem for p in (ROOT / "docs").glob("*.md")} - {"index"}
+    assert pages <= listed, f"add to a toctree of docs/index.md: {sorted(pages - listed)}"
+    assert "sphinx-build -W" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
 def _uses_gpu(code: str) -> bool:
     """Whether the code itself (not its comments) names cupy or CUDA."""
     lines = iter(code.splitlines(keepends=True))

@@ -153,7 +153,7 @@ def clip_grad_value_(parameters: Parameter | Iterable[Parameter], clip_value: fl
 
     Notes
     -----
-    ``g ← clip(g, −c, c)`` (torch.nn.utils.clip_grad_value_). ``p.grad`` is replaced by
+    ``g ← clip(g, −c, c)`` (``torch.nn.utils.clip_grad_value_``). ``p.grad`` is replaced by
     the clipped array.
     """
     who = "clip_grad_value_"

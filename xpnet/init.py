@@ -62,15 +62,15 @@ Generator = np.random.Generator | int | None
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """Recommended gain for a nonlinearity (torch's values).
 
-    ============  =========================================
-    nonlinearity  gain
-    ============  =========================================
+    =====================  ==========================================================
+    nonlinearity           gain
+    =====================  ==========================================================
     linear, conv, sigmoid  1
-    tanh          5/3
-    relu          sqrt(2)
-    leaky_relu    sqrt(2 / (1 + negative_slope**2)), slope 0.01 by default
-    selu          3/4
-    ============  =========================================
+    tanh                   5/3
+    relu                   sqrt(2)
+    leaky_relu             sqrt(2 / (1 + negative_slope**2)), slope 0.01 by default
+    selu                   3/4
+    =====================  ==========================================================
 
     Notes
     -----
