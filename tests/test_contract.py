@@ -66,6 +66,7 @@ ALLOWED_SYNCS = {
     ("losses.py", "CrossEntropyLoss._forward_2d", "_to_host_bool()"): "probability targets >= 0 check, only with validate=True",
     ("module.py", "_moved", "_backend.to_numpy()"): "moving a model between backends goes through the host, once",
     ("training.py", "_validate_values", "_backend.to_numpy()"): "label and finiteness checks once per dataset at fit's entry",
+    ("training.py", "_split_validation", "_backend.to_numpy()"): "validation_split: the class counts of y, once per fit, to decide whether to stratify",
     ("sklearn/_arrays.py", "to_host", "_backend.to_numpy()"): "y and sample_weight are read on the host once per fit (label encoding, per-batch weight sums)",
     ("sklearn/_arrays.py", "to_place", "_backend.to_numpy()"): "a move between namespaces (backend= other than the input's) goes through the host, once per call",
     ("sklearn/_arrays.py", "to_place", "np.asarray()"): "host data (lists, DataFrames) becomes NumPy before it is moved",
