@@ -51,6 +51,7 @@ from .callbacks import (
 )
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, clip_grad_value_
+from .interop import load_safetensors, save_safetensors
 from .layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -160,6 +161,7 @@ __all__ = [
     "get_rng_state",
     "init",
     "load_checkpoint",
+    "load_safetensors",
     "manual_seed",
     "metrics",
     "mlp",
@@ -167,6 +169,7 @@ __all__ = [
     "optim",
     "predict",
     "save_checkpoint",
+    "save_safetensors",
     "set_rng_state",
     "testing",
     "to_numpy",

@@ -225,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     _backend_options(pr, with_dtype=False)
     pr.set_defaults(func=_cmd_predict)
 
+    # ---------------------------------------------------------------- export
+    ex = sub.add_parser(
+        "export", parents=[common],
+        help="write a checkpoint's weights as .safetensors, under torch's names",
+        description="Write the model weights of a checkpoint (any xpnet checkpoint: 'xpnet "
+                    "train --save', ModelCheckpoint, save_checkpoint) to a .safetensors file "
+                    "with torch's state_dict names, so the equivalent torch.nn model loads "
+                    "it with model.load_state_dict(safetensors.torch.load_file(OUT)). Needs "
+                    "the safetensors package.",
+    )
+    ex.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz)")
+    ex.add_argument("output", metavar="OUT", help="the .safetensors file to write")
+    ex.set_defaults(func=_cmd_export)
+
     # ---------------------------------------------------------------- parity
     parity = _parity_module()
     if parity is not None:
@@ -276,6 +290,27 @@ def _load_model(path: str, backend: str | None, device: str | None) -> tuple[Any
     model.to(xp, device=dev, dtype=dtype)
     model.eval()
     return model, hp, xp, dev
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
+    from .interop import state_to_safetensors
+
+    if not os.path.exists(args.checkpoint):
+        raise FileNotFoundError(f"no such checkpoint: {args.checkpoint!r}")
+    parent = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"OUT: directory {parent!r} does not exist")
+    ck = load_checkpoint(args.checkpoint)
+    hp = getattr(ck, "hparams", None) or {}
+    meta = {"xpnet_epoch": str(ck.epoch)}
+    if isinstance(hp, dict) and isinstance(hp.get("model"), dict):
+        meta["xpnet_model"] = hp["model"]  # the architecture, as JSON
+    state_to_safetensors(ck.model_state, args.output, metadata=meta)
+    n = sum(int(np.asarray(a).size) for a in ck.model_state.values())
+    print(f"xpnet: wrote {args.output} ({len(ck.model_state)} tensors, {n} values, "
+          f"torch state_dict names)")
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
