@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from . import callbacks, data, distributed, functional, init, metrics, optim, testing
 from ._backend import asarray, backend_name, get_namespace, namespace_of, to_numpy
+from ._summary import ModelSummary, summary
 from .activations import (
     CELU,
     ELU,
@@ -126,6 +127,7 @@ __all__ = [
     "MaxPool2d",
     "Mish",
     "ModelCheckpoint",
+    "ModelSummary",
     "Module",
     "NLLLoss",
     "NaNGuard",
@@ -171,6 +173,7 @@ __all__ = [
     "save_checkpoint",
     "save_safetensors",
     "set_rng_state",
+    "summary",
     "testing",
     "to_numpy",
 ]
