@@ -483,6 +483,27 @@ def test_progress_bar_on_a_tty(monkeypatch):
     assert len(finals) == 2 and finals[-1].startswith("epoch 2/2  loss ")
 
 
+def test_progress_bar_uses_tqdm_with_rate_and_falls_back_without_it(monkeypatch):
+    pytest.importorskip("tqdm")
+    import xpnet.progress as progress
+
+    def run() -> str:
+        out = _TTY()
+        rep = ProgressReporter("bar", epochs=2, steps=6, stream=out)
+        rep.epoch_begin(0)
+        for s in range(1, 7):
+            rep.step(s, loss=0.25 if s % 3 == 0 else None)
+        rep.epoch_end(0, {"loss": 0.25, "time": 0.1})
+        return out.getvalue()
+
+    text = run()
+    assert "epoch 1/2:" in text and "6/6 [" in text and "step/s" in text and "loss 0.2500" in text
+    assert text.endswith("\repoch 1/2  loss 0.2500  0.1s\x1b[K\n")
+    monkeypatch.setattr(progress, "_tqdm_class", lambda stream: None)  # tqdm not installed
+    text = run()
+    assert "[========================] 6/6  loss 0.2500" in text and "step/s" not in text
+
+
 def test_progress_helpers():
     assert resolve_mode(0) == "silent" and resolve_mode(2) == "line"
     assert resolve_mode("auto", _TTY()) == "bar" and resolve_mode(1, io.StringIO()) == "line"

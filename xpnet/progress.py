@@ -1,10 +1,13 @@
-"""Progress reporting for the training loop, without tqdm.
+"""Progress reporting for the training loop.
 
 Three modes, chosen by :func:`resolve_mode` from ``fit(verbose=...)``:
 
 ``"bar"``
-    A carriage-return progress bar on a terminal: ``epoch 3/10 [=====>....] 12/40 ...``
-    redrawn at most every 0.1 s, finished by the epoch's summary line.
+    A progress bar on a terminal (and in a Jupyter notebook): with tqdm installed, a
+    ``tqdm.auto`` bar with the step rate, the time left and the running loss, as wide as
+    the terminal; without it a plain carriage-return bar
+    ``epoch 3/10 [=====>....] 12/40 ...``. Either is redrawn at most every 0.1 s and
+    finished by the epoch's summary line.
 ``"line"``
     One line per epoch, for log files and notebooks' captured output::
 
@@ -38,6 +41,30 @@ _BAR_WIDTH = 24
 _MIN_REDRAW_S = 0.1
 
 
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (whose stdout is not a terminal, but shows widgets)."""
+    shell = sys.modules.get("IPython")
+    if shell is None or "ipykernel" not in sys.modules:
+        return False
+    try:
+        ip = shell.get_ipython()
+    except Exception:  # noqa: BLE001 - an unusual IPython
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _tqdm_class(stream: TextIO) -> Any:
+    """``tqdm.auto.tqdm`` for the notebook's stdout, ``tqdm.tqdm`` elsewhere; None without tqdm."""
+    try:
+        if stream is sys.stdout and _in_notebook():
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
 def resolve_mode(verbose: int | bool | str, stream: TextIO | None = None) -> str:
     """Map ``verbose`` to ``"bar"``, ``"line"`` or ``"silent"``.
 
@@ -45,7 +72,8 @@ def resolve_mode(verbose: int | bool | str, stream: TextIO | None = None) -> str
     ----------
     verbose
         ``0``/``False``: silent. ``"auto"``, ``1`` or ``True``: a bar when ``stream`` is a
-        terminal, else one line per epoch. ``2``: one line per epoch always.
+        terminal or a notebook's output, else one line per epoch. ``2``: one line per
+        epoch always.
     stream
         Output stream; default ``sys.stdout`` (looked up at call time).
     """
@@ -59,7 +87,7 @@ def resolve_mode(verbose: int | bool | str, stream: TextIO | None = None) -> str
             tty = bool(stream.isatty())
         except (AttributeError, ValueError):  # closed or exotic streams
             tty = False
-        return "bar" if tty else "line"
+        return "bar" if tty or (stream is sys.stdout and _in_notebook()) else "line"
     raise ValueError(f"verbose must be 0, 1, 2, True, False or 'auto', got {verbose!r}")
 
 
@@ -116,6 +144,8 @@ class ProgressReporter:
         self._last_draw = -math.inf
         self._last_loss: float | None = None
         self._open_line = False
+        self._tqdm_cls = _tqdm_class(self.stream) if mode == "bar" else None
+        self._tqdm: Any = None
 
     # ------------------------------------------------------------------ helpers
 
@@ -145,8 +175,20 @@ class ProgressReporter:
         self._t0 = time.perf_counter()
         self._last_loss = None
         self._last_draw = -math.inf
-        if self.mode == "bar":
+        if self.mode == "bar" and self._tqdm_cls is not None:
+            self._close_tqdm()
+            self._tqdm = self._tqdm_cls(
+                total=self.steps, desc=self._prefix(), unit="step", file=self.stream,
+                leave=False, dynamic_ncols=True, mininterval=_MIN_REDRAW_S,
+            )
+            self._open_line = True
+        elif self.mode == "bar":
             self._draw(0, force=True)
+
+    def _close_tqdm(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()  # leave=False: the bar's line is cleared
+            self._tqdm = None
 
     def step(self, step: int, loss: float | None = None) -> None:
         """``step`` steps of this epoch are done; ``loss`` is a host float when just synced.
@@ -158,7 +200,11 @@ class ProgressReporter:
             return
         if loss is not None:
             self._last_loss = float(loss)
-        if self.mode == "bar":
+        if self._tqdm is not None:
+            self._tqdm.update(step - self._tqdm.n)
+            if loss is not None:  # a log_every boundary: always shown, as the plain bar does
+                self._tqdm.set_postfix_str(f"loss {format_value(loss)}", refresh=True)
+        elif self.mode == "bar":
             self._draw(step, force=loss is not None)
         elif loss is not None:
             self._write(f"{self._prefix()}  step {step}/{self.steps}  loss {format_value(loss)}\n")
@@ -176,6 +222,7 @@ class ProgressReporter:
         if self.mode == "silent":
             return
         line = f"epoch {int(epoch) + 1}/{self.epochs}  {format_logs(logs)}"
+        self._close_tqdm()
         if self.mode == "bar":
             self._write("\r" + line + "\x1b[K\n")
         else:
@@ -191,6 +238,7 @@ class ProgressReporter:
 
     def close(self) -> None:
         """End a bar left open by an interrupted epoch so the next output starts a line."""
+        self._close_tqdm()
         if self._open_line and self.mode == "bar":
             self._write("\n")
         self._open_line = False
