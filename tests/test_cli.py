@@ -134,6 +134,43 @@ def test_patience_stops_early_and_restores_the_best_weights(tmp_path):
     assert "160 train / 0 validation / 40 test samples" in proc.stdout
 
 
+def test_ctrl_c_with_save_prints_the_command_that_resumes(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    from xpnet import cli_train
+    from xpnet.cli import main
+
+    real = cli_train._save_every_epoch
+
+    def interrupting(*args):
+        cb = real(*args)
+        saved = cb.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            saved(epoch, logs)
+            if epoch == 1:
+                raise KeyboardInterrupt  # Ctrl-C right after epoch 2 was saved
+
+        cb.on_epoch_end = on_epoch_end
+        return cb
+
+    monkeypatch.setattr(cli_train, "_save_every_epoch", interrupting)
+    ck, out = tmp_path / "run dir.npz", tmp_path / "m.json"
+    assert main(["train", "iris", "--epochs", "4", "--save", str(ck), "-q"]) == 130
+    err = capsys.readouterr().err
+    assert "holds epoch 2 of 4. Resume with:" in err, err
+    cmd = shlex.split(err.split("Resume with:")[1].strip().splitlines()[0])
+    assert cmd[:2] == ["xpnet", "train"] and cmd[cmd.index("--resume") + 1] == str(ck)
+    monkeypatch.setattr(cli_train, "_save_every_epoch", real)
+    assert main([*cmd[1:], "--metrics-json", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["epochs"] == 4 and len(m["history"]["loss"]) == 4
+    # Without --save there is nothing to resume from, and the message says how to get it.
+    monkeypatch.setattr(cli_train, "_train", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["train", "iris", "--epochs", "2", "-q"]) == 130
+    assert "pass --save CKPT" in capsys.readouterr().err
+
+
 def test_train_quiet_prints_only_the_result(tmp_path):
     proc = xpnet("train", "iris", "--epochs", "3", "-q")
     lines = proc.stdout.strip().splitlines()

@@ -229,8 +229,36 @@ def run(args: argparse.Namespace) -> int:
     _announce(args, r)
     save_cb = (_save_every_epoch(args.save, r.model, r.optimizer, r.scheduler, r.generator,
                                  r.hp, r.prior) if args.save and _is_main() else None)
-    history = _train(args, r, save_cb)
+    try:
+        history = _train(args, r, save_cb)
+    except KeyboardInterrupt:
+        _resume_hint(args, r, save_cb)
+        raise
     return _report(args, r, history, save_cb, t0)
+
+
+def _resume_hint(args: argparse.Namespace, r: _Run, save_cb: Any) -> None:
+    """After Ctrl-C: the exact command that continues from the last saved epoch."""
+    import shlex
+    import sys
+
+    if not _is_main():
+        return
+    if save_cb is None or not os.path.exists(args.save):
+        print("xpnet: interrupted before a checkpoint was saved; pass --save CKPT to be able "
+              "to resume an interrupted run", file=sys.stderr)
+        return
+    done = len(next(iter(save_cb.history.values()), []))
+    cmd = ["xpnet", "train", "--resume", args.save, "--epochs", str(r.cfg["epochs"])]
+    for flag, value in (("--backend", args.backend), ("--device", args.device),
+                        ("--patience", args.patience), ("--save", args.save),
+                        ("--metrics-json", args.metrics_json), ("--plot", args.plot)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    if args.quiet:
+        cmd.append("-q")
+    print(f"xpnet: interrupted; {args.save} holds epoch {done} of {r.cfg['epochs']}. "
+          f"Resume with:\n  {shlex.join(cmd)}", file=sys.stderr)
 
 
 def _join_processes(args: argparse.Namespace) -> int:
