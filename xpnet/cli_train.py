@@ -529,6 +529,8 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
     train_loss = history["loss"][-1] if history.get("loss") else None
     seconds = time.perf_counter() - t0
     es = r.early_stop
+    # Stopped before the last epoch (EarlyStopping also "stops" when patience runs out on it).
+    stopped = es is not None and es.stopped_epoch is not None and es.stopped_epoch + 1 < r.stop
     epochs_done = len(history["loss"]) if history.get("loss") else max(r.stop, r.start_epoch)
     result = {
         "dataset": d.name,
@@ -546,7 +548,7 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
         "test_on_train": not d.has_test,
         "test_split": r.hp["test_split"],
         "val_size": r.cfg["val_size"],
-        "stopped_early": es is not None and es.stopped_epoch is not None,
+        "stopped_early": stopped,
         "best_epoch": None if es is None or es.best_epoch is None else es.best_epoch + 1,
         "world_size": _world_size(),
     }
@@ -565,8 +567,7 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
         _out(args, f"xpnet: wrote {args.plot}")
     what = "test" if d.has_test else "train"
     if es is not None and es.best_epoch is not None:
-        how = (f"stopped early after epoch {es.stopped_epoch + 1}" if es.stopped_epoch is not None
-               else "ran all epochs")
+        how = f"stopped early after epoch {es.stopped_epoch + 1}" if stopped else "ran all epochs"
         _out(args, f"xpnet: {how}; restored the weights of epoch {es.best_epoch + 1} (best "
                    f"{es.monitor} {es.best:.4f})")
     if val:
