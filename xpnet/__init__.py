@@ -68,6 +68,7 @@ from .layers import (
     MaxPool2d,
     Residual,
     Sequential,
+    Unflatten,
 )
 from .losses import (
     BCELoss,
@@ -147,6 +148,7 @@ __all__ = [
     "Softsign",
     "Tanh",
     "Tanhshrink",
+    "Unflatten",
     "asarray",
     "backend_name",
     "callbacks",

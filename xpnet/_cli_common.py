@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPTIMIZERS", "DEFAULT_LR", "hidden_sizes", "positive_int", "nonneg_int", "float_in",
+__all__ = ["OPTIMIZERS", "DEFAULT_LR", "hidden_sizes", "channel_sizes", "positive_int", "nonneg_int", "float_in",
            "make_optimizer", "PROG", "CLIError"]
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw")
@@ -45,6 +45,19 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"layer widths must be positive, got {text!r} (use 'none' for no hidden layer)"
         )
+    return sizes
+
+
+def channel_sizes(text: str) -> tuple[int, ...]:
+    """``"32,64"`` -> ``(32, 64)``: the convolution stages of ``--model cnn`` (at least one)."""
+    try:
+        sizes = tuple(int(s) for s in text.strip().replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive channel counts such as 32,64, got {text!r}"
+        ) from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"channel counts must be positive, got {text!r}")
     return sizes
 
 

@@ -9,6 +9,7 @@ load and split the data, build the model and optimizer, resume, train with
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from ._cli_common import (
     make_optimizer,
 )
 
-__all__ = ["run", "DATASET_DEFAULTS", "SCHEDULERS", "ACTIVATIONS"]
+__all__ = ["run", "DATASET_DEFAULTS", "CNN_DEFAULTS", "SCHEDULERS", "ACTIVATIONS"]
 
 SCHEDULERS = ("none", "cosine", "step")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "silu", "softplus", "identity")
@@ -82,13 +83,23 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
                        epochs=100),
 }
 _COMMON = dict(test_size=0.2, val_size=0.1, seed=0, weight_decay=0.0, scheduler="none", init="torch",
-               dtype="float32", standardize=True)
+               dtype="float32", standardize=True, arch="mlp", channels=None)
+
+# --model cnn: a LeNet-style net (xpnet.models.cnn). Its defaults replace the MLP's.
+_CNN_COMMON = dict(channels=(32, 64), hidden=(128,), activation="relu", optimizer="adam",
+                   lr=1e-3, batch_size=32, epochs=20)
+CNN_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Measured (docs/layers.md): 98.8% mean test accuracy over seeds 0-4, ~8 s per run.
+    "digits": dict(_CNN_COMMON, lr=2e-3, batch_size=64),
+    "mnist": dict(_CNN_COMMON, batch_size=64, epochs=5),
+    "fashion_mnist": dict(_CNN_COMMON, batch_size=64, epochs=10),
+}
 
 # Options whose value a checkpoint fixes: resuming with a different one would not continue
 # the same run, so it is an error (the others, such as --backend, may change).
 _RESUME_FIXED = ("dataset", "data", "hidden", "activation", "init", "optimizer", "lr",
                  "weight_decay", "batch_size", "seed", "test_size", "val_size", "dtype",
-                 "scheduler", "standardize", "task")
+                 "scheduler", "standardize", "task", "arch", "channels")
 _CLI_FORMAT = 1
 
 
@@ -132,13 +143,16 @@ def _make_scheduler(name: str, optimizer: Any, epochs: int) -> Any:
 def _train_config(args: argparse.Namespace, hp: dict[str, Any] | None) -> dict[str, Any]:
     """Merge command line, checkpoint hyperparameters and per-dataset defaults."""
     explicit = {k: getattr(args, k) for k in _RESUME_FIXED if getattr(args, k, None) is not None}
+    if explicit.get("channels") is not None and (explicit.get("arch") or (hp or {}).get("arch")) != "cnn":
+        raise _UsageError("argument --channels: only --model cnn has convolution channels")
     if hp is not None:
+        hp = {**hp, "arch": hp.get("arch") or "mlp"}  # checkpoints from before --model: MLPs
         for key, value in explicit.items():
             theirs = hp.get(key)
             mine = list(value) if isinstance(value, tuple) else value
             theirs = list(theirs) if isinstance(theirs, tuple) else theirs
             if mine != theirs:
-                flag = "--" + key.replace("_", "-") if key not in ("dataset",) else "DATASET"
+                flag = {"dataset": "DATASET", "arch": "--model"}.get(key, "--" + key.replace("_", "-"))
                 raise CLIError(
                     f"--resume: {flag} {value!r} differs from the checkpoint's {theirs!r}; "
                     f"leave it out to continue the saved run"
@@ -147,6 +161,7 @@ def _train_config(args: argparse.Namespace, hp: dict[str, Any] | None) -> dict[s
         if "val_size" not in hp:  # saved before --val-size existed: it trained on all of it
             cfg["val_size"] = 0.0
         cfg["hidden"] = tuple(cfg["hidden"] or ())
+        cfg["channels"] = tuple(cfg["channels"]) if cfg["channels"] else None
         cfg["epochs"] = args.epochs if args.epochs is not None else int(hp.get("epochs", 1))
         return cfg
     if args.data is not None and args.dataset is not None and args.dataset not in _PATH_DATASETS:
@@ -161,7 +176,9 @@ def _fill_defaults(cfg: dict[str, Any], task: str) -> dict[str, Any]:
     base = dict(_COMMON)
     name = cfg.get("dataset")
     base.update(_TASK_DEFAULTS[task])
-    if name in DATASET_DEFAULTS:
+    if cfg.get("arch") == "cnn":
+        base.update(CNN_DEFAULTS.get(name, _CNN_COMMON))
+    elif name in DATASET_DEFAULTS:
         base.update(DATASET_DEFAULTS[name])
     out = {**base, **{k: v for k, v in cfg.items() if v is not None},
            "dataset": cfg.get("dataset"), "data": cfg.get("data")}
@@ -169,6 +186,10 @@ def _fill_defaults(cfg: dict[str, Any], task: str) -> dict[str, Any]:
         out["lr"] = DEFAULT_LR[out["optimizer"]]
     out["task"] = task
     out["hidden"] = tuple(out["hidden"])
+    if out["arch"] == "cnn":
+        if task != "classification":
+            raise CLIError("--model cnn is a classifier; use --model mlp for regression")
+        out["channels"] = tuple(out["channels"])
     return out
 
 
@@ -181,6 +202,7 @@ class _Data:
     task: str
     n_features: int
     n_out: int
+    image_shape: tuple[int, ...] | None  # (C, H, W) of one image for --model cnn
     Xtr: np.ndarray
     ytr: np.ndarray
     Xte: np.ndarray
@@ -347,9 +369,13 @@ def _load_data(
                                     stratify=task == "classification")
     Xtr, ytr, Xva, yva = _validation_split(Xtr, ytr, cfg["val_size"], cfg["seed"], task, where)
     if hp_in is not None:
-        n_out = int(hp_in["model"]["sizes"][-1])
+        from .models import config_out_features
+
+        n_out = config_out_features(hp_in["model"])
     name = cfg["dataset"] or os.path.basename(cfg["data"])
+    image = _image_shape(ds, int(X.shape[1]), str(where)) if cfg["arch"] == "cnn" else None
     data = _Data(name=name, where=str(where), task=task, n_features=int(X.shape[1]), n_out=n_out,
+                 image_shape=image,
                  Xtr=Xtr, ytr=ytr, Xte=Xte, yte=yte, Xva=Xva, yva=yva,
                  has_test=test_ds is not None or cfg["test_size"] > 0, t10k=test_ds is not None)
     return cfg, data
@@ -376,13 +402,35 @@ def _validation_split(
     return Xtr, ytr, Xva, yva
 
 
+def _image_shape(ds: Any, n_features: int, where: str) -> tuple[int, int, int]:
+    """``(C, H, W)`` of one image: the dataset's ``feature_shape``, else a square guess."""
+    shape = tuple(int(s) for s in getattr(ds, "feature_shape", ()) or ())
+    if len(shape) == 2 and math.prod(shape) == n_features:
+        return (1, *shape)
+    if len(shape) == 3 and math.prod(shape) == n_features:
+        return shape
+    side = math.isqrt(n_features)
+    if side * side == n_features and side > 1:
+        return (1, side, side)
+    raise CLIError(
+        f"{where}: --model cnn needs images, but the {n_features} features are not a square "
+        f"image; use --model mlp, or load the data as an IDX/MNIST file"
+    )
+
+
 def _hparams(cfg: dict[str, Any], data: _Data, hp_in: dict[str, Any] | None) -> dict[str, Any]:
     """What the checkpoint records: the fixed options, the scaler and the model description."""
-    from .models import mlp_config
+    from .models import cnn_config, mlp_config
 
     if cfg["standardize"]:
         if hp_in is not None:
             mean, scale = hp_in["scaler_mean"], hp_in["scaler_scale"]
+        elif cfg["arch"] == "cnn":
+            # One mean and scale for every pixel: per-pixel scaling would give border pixels
+            # (constant zero in digits and MNIST) a different meaning from central ones,
+            # which a convolution, sharing its weights across positions, cannot undo.
+            m, sd = float(np.mean(data.Xtr)), float(np.std(data.Xtr))
+            mean, scale = [m] * data.n_features, [sd if sd > 0 else 1.0] * data.n_features
         else:
             mean, scale = _fit_scaler(data.Xtr)
     else:
@@ -397,21 +445,28 @@ def _hparams(cfg: dict[str, Any], data: _Data, hp_in: dict[str, Any] | None) -> 
         "num_classes": data.n_out if data.task == "classification" else None,
         "scaler_mean": mean,
         "scaler_scale": scale,
-        "model": mlp_config([data.n_features, *cfg["hidden"], data.n_out], cfg["activation"],
-                           dtype=cfg["dtype"], init=cfg["init"]),
+        "channels": list(cfg["channels"]) if cfg["channels"] else None,
+        "model": (cnn_config(data.image_shape, data.n_out, cfg["channels"], cfg["hidden"],
+                             activation=cfg["activation"], dtype=cfg["dtype"])
+                  if cfg["arch"] == "cnn" else
+                  mlp_config([data.n_features, *cfg["hidden"], data.n_out], cfg["activation"],
+                             dtype=cfg["dtype"], init=cfg["init"])),
     }
 
 
 def _build(r: _Run) -> None:
     """Model, optimizer, scheduler and loss, with the run's one generator."""
-    from .models import mlp
+    from .models import mlp, model_from_config
 
     cfg = r.cfg
     # One generator for the initial weights and then the shuffling: its state after N
     # epochs is what a checkpoint records, so a resumed run draws the same batches.
     r.generator = np.random.default_rng(cfg["seed"])
-    r.model = mlp(r.hp["model"]["sizes"], cfg["activation"], dtype=cfg["dtype"],
-                  generator=r.generator, init=cfg["init"])
+    if cfg["arch"] == "cnn":
+        r.model = model_from_config(r.hp["model"], generator=r.generator)
+    else:
+        r.model = mlp(r.hp["model"]["sizes"], cfg["activation"], dtype=cfg["dtype"],
+                      generator=r.generator, init=cfg["init"])
     r.model.to(r.xp, device=r.dev)
     r.optimizer = make_optimizer(cfg["optimizer"], r.model.parameters(), cfg["lr"],
                                  cfg["weight_decay"])
@@ -458,7 +513,13 @@ def _announce(args: argparse.Namespace, r: _Run) -> None:
     if d.t10k:
         _out(args, f"xpnet: test set: the official t10k files in {cfg['data']} "
                    f"(--test-size does not apply)")
-    _out(args, f"xpnet: mlp {'-'.join(str(s) for s in r.hp['model']['sizes'])} {cfg['activation']}, "
+    mc = r.hp["model"]
+    if cfg["arch"] == "cnn":
+        arch = (f"cnn {'x'.join(map(str, mc['input_shape']))} conv {'-'.join(map(str, mc['channels']))}"
+                f" dense {'-'.join(map(str, [*mc['hidden'], mc['num_classes']]))}")
+    else:
+        arch = f"mlp {'-'.join(str(s) for s in mc['sizes'])}"
+    _out(args, f"xpnet: {arch} {cfg['activation']}, "
                f"{cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, "
                f"epochs {r.start_epoch + 1}..{r.stop} of {cfg['epochs']}, seed {cfg['seed']}")
 

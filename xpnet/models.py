@@ -1,7 +1,8 @@
-"""Ready-made models: the multilayer perceptron and its JSON-able description.
+"""Ready-made models: the multilayer perceptron, a small CNN, and their JSON-able descriptions.
 
 :func:`mlp` builds the lecture's fully connected network as a :class:`~xpnet.Sequential`
-of :class:`~xpnet.Linear` layers and activations. :func:`mlp_config` describes the same
+of :class:`~xpnet.Linear` layers and activations; :func:`cnn` a LeNet-style convolutional
+net (conv → activation → max-pool stages, then a dense head). :func:`mlp_config` describes the same
 architecture as a small JSON-able dict and :func:`mlp_from_config` rebuilds it, which is
 how a checkpoint (or the ``xpnet`` command line) records which model its weights belong
 to without pickling Python objects.
@@ -26,11 +27,24 @@ import numpy as np
 
 from . import _backend
 from . import init as _init
-from .layers import Linear, Sequential
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, Unflatten
 from .module import Module
 from .random import resolve_generator
 
-__all__ = ["INITS", "mlp", "mlp_config", "mlp_from_config", "model_config", "parameter_count"]
+__all__ = [
+    "INITS",
+    "mlp",
+    "mlp_config",
+    "mlp_from_config",
+    "cnn",
+    "cnn_config",
+    "cnn_from_config",
+    "model_from_config",
+    "config_in_features",
+    "config_out_features",
+    "model_config",
+    "parameter_count",
+]
 
 #: Weight initialization schemes accepted by :func:`mlp` (``None`` means ``"torch"``).
 INITS = ("torch", "xavier", "xavier_normal", "he", "he_uniform", "lecun", "lecun_uniform", "zeros")
@@ -312,12 +326,215 @@ def model_config(model: Module) -> dict[str, Any]:
     cfg = getattr(model, "_xpnet_config", None)
     if cfg is None:
         raise ValueError(
-            f"model_config: {type(model).__name__} was not built by xpnet.models.mlp, so it "
-            f"carries no description; build it with mlp() or write the config yourself"
+            f"model_config: {type(model).__name__} was not built by xpnet.models.mlp or cnn, so "
+            f"it carries no description; build it with mlp()/cnn() or write the config yourself"
         )
-    return {**cfg, "sizes": list(cfg["sizes"])}
+    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in cfg.items()}
 
 
 def parameter_count(model: Module) -> int:
     """Number of scalar parameters of ``model``."""
     return sum(math.prod(p.shape) for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- cnn
+
+_CNN_TYPE = "cnn"
+_CNN_VERSION = 1
+
+
+def _positive_ints(values: Any, who: str, what: str, *, allow_empty: bool) -> list[int]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{who}: {what} must be a sequence of positive ints, got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"{who}: every entry of {what} must be a positive int, got {v!r} in {list(values)!r}")
+        out.append(int(v))
+    if not out and not allow_empty:
+        raise ValueError(f"{who}: {what} needs at least one entry, got {list(values)!r}")
+    return out
+
+
+def cnn_config(
+    input_shape: Sequence[int],
+    num_classes: int,
+    channels: Sequence[int] = (32, 64),
+    hidden: Sequence[int] = (128,),
+    *,
+    kernel_size: int = 3,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    dtype: Any = None,
+    flat_input: bool = True,
+) -> dict[str, Any]:
+    """JSON-able description of the network :func:`cnn` builds with these arguments."""
+    shape = _positive_ints(input_shape, "cnn", "input_shape", allow_empty=False)
+    if len(shape) != 3:
+        raise ValueError(f"cnn: input_shape must be (channels, height, width), got {tuple(input_shape)!r}")
+    (n_classes,) = _positive_ints([num_classes], "cnn", "num_classes", allow_empty=False)
+    (k,) = _positive_ints([kernel_size], "cnn", "kernel_size", allow_empty=False)
+    if k % 2 == 0:
+        raise ValueError(f"cnn: kernel_size must be odd (padding k//2 keeps the image size), got {k}")
+    if not isinstance(activation, str):
+        raise ValueError(f"cnn: activation must be a name such as 'relu', got {activation!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"cnn: dropout must be in [0, 1), got {dropout!r}")
+    return {
+        "type": _CNN_TYPE,
+        "version": _CNN_VERSION,
+        "input_shape": shape,
+        "num_classes": n_classes,
+        "channels": _positive_ints(channels, "cnn", "channels", allow_empty=False),
+        "hidden": _positive_ints(hidden, "cnn", "hidden", allow_empty=True),
+        "kernel_size": k,
+        "activation": activation,
+        "dropout": float(dropout),
+        "dtype": "float32" if dtype is None else _backend.dtype_name(dtype),
+        "flat_input": bool(flat_input),
+    }
+
+
+def cnn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    channels: Sequence[int] = (32, 64),
+    hidden: Sequence[int] = (128,),
+    *,
+    kernel_size: int = 3,
+    activation: str = "relu",
+    dropout: float = 0.0,
+    dtype: Any = None,
+    generator: np.random.Generator | int | None = None,
+    flat_input: bool = True,
+) -> Sequential:
+    """Build a LeNet-style convolutional classifier.
+
+    One stage per entry of ``channels``: ``Conv2d(k, padding=k//2) → activation →
+    MaxPool2d(2)`` (the pooling is left out once the image is down to 1 pixel), then
+    ``Flatten → [Linear → activation (→ Dropout)] per hidden width → Linear(num_classes)``.
+
+    Parameters
+    ----------
+    input_shape
+        ``(channels, height, width)`` of one image: ``(1, 8, 8)`` for the UCI digits,
+        ``(1, 28, 28)`` for MNIST.
+    num_classes
+        Number of output logits.
+    channels
+        Output channels of each convolution stage (default ``(32, 64)``).
+    hidden
+        Widths of the dense layers after the convolutions (default ``(128,)``).
+    kernel_size
+        Odd square kernel of every convolution (default 3).
+    activation
+        Activation name (default ``"relu"``).
+    dropout
+        Dropout probability after each hidden dense layer (default 0: none).
+    dtype
+        ``"float32"`` (default) or ``"float64"``.
+    generator
+        Seed or generator for the initial weights (torch's default init for every layer).
+    flat_input
+        Start with ``Unflatten(1, input_shape)`` so the model takes flat pixel vectors
+        ``(N, C·H·W)``, as :func:`mlp` does (default); ``False`` takes ``(N, C, H, W)``.
+
+    Returns
+    -------
+    Sequential
+        With its description available as :func:`model_config(model) <model_config>`.
+
+    Notes
+    -----
+    For digits (1×8×8) the defaults give ``8×8×32 → 4×4×32 → 4×4×64 → 2×2×64 → 256 → 128
+    → 10``. See :class:`~xpnet.Conv2d` and :class:`~xpnet.MaxPool2d` for the forward and
+    backward formulas of each stage.
+    """
+    cfg = cnn_config(input_shape, num_classes, channels, hidden, kernel_size=kernel_size,
+                     activation=activation, dropout=dropout, dtype=dtype, flat_input=flat_input)
+    g = resolve_generator(generator)
+    c, h, w = cfg["input_shape"]
+    k = cfg["kernel_size"]
+    layers: list[Module] = [Unflatten(1, (c, h, w))] if cfg["flat_input"] else []
+    for out_c in cfg["channels"]:
+        layers.append(Conv2d(c, out_c, k, padding=k // 2, dtype=dtype, generator=g))
+        act = _activation(activation, who="activation")
+        if act is not None:
+            layers.append(act)
+        if h >= 2 and w >= 2:
+            layers.append(MaxPool2d(2))
+            h, w = h // 2, w // 2
+        c = out_c
+    layers.append(Flatten())
+    n_in = c * h * w
+    for width in cfg["hidden"]:
+        layers.append(Linear(n_in, width, dtype=dtype, generator=g))
+        act = _activation(activation, who="activation")
+        if act is not None:
+            layers.append(act)
+        if cfg["dropout"] > 0.0:
+            layers.append(Dropout(cfg["dropout"], generator=g))
+        n_in = width
+    layers.append(Linear(n_in, cfg["num_classes"], dtype=dtype, generator=g))
+    model = Sequential(*layers)
+    model._xpnet_config = cfg
+    return model
+
+
+def cnn_from_config(
+    config: dict[str, Any],
+    *,
+    generator: np.random.Generator | int | None = None,
+    dtype: Any = None,
+) -> Sequential:
+    """Rebuild the network described by :func:`cnn_config` (fresh weights)."""
+    if not isinstance(config, dict) or config.get("type") != _CNN_TYPE:
+        got = config.get("type") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"cnn_from_config: expected a dict from cnn_config() with type 'cnn', got {got!r}")
+    version = config.get("version", 1)
+    if not isinstance(version, int) or version > _CNN_VERSION:
+        raise ValueError(
+            f"cnn_from_config: config version {version!r} is newer than this xpnet understands "
+            f"({_CNN_VERSION}); upgrade xpnet"
+        )
+    return cnn(
+        config["input_shape"],
+        config["num_classes"],
+        config.get("channels", (32, 64)),
+        config.get("hidden", (128,)),
+        kernel_size=config.get("kernel_size", 3),
+        activation=config.get("activation", "relu"),
+        dropout=config.get("dropout", 0.0),
+        dtype=dtype if dtype is not None else config.get("dtype"),
+        generator=generator,
+        flat_input=config.get("flat_input", True),
+    )
+
+
+def model_from_config(
+    config: dict[str, Any],
+    *,
+    generator: np.random.Generator | int | None = None,
+    dtype: Any = None,
+) -> Sequential:
+    """Rebuild an :func:`mlp` or a :func:`cnn` from its description (its ``"type"`` says which)."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if kind == _CNN_TYPE:
+        return cnn_from_config(config, generator=generator, dtype=dtype)
+    if kind == _CONFIG_TYPE:
+        return mlp_from_config(config, generator=generator, dtype=dtype)
+    raise ValueError(f"model_from_config: unknown model type {kind!r}; expected 'mlp' or 'cnn'")
+
+
+def config_in_features(config: dict[str, Any]) -> int:
+    """Length of the flat input vector a described model takes."""
+    if config.get("type") == _CNN_TYPE:
+        return math.prod(config["input_shape"])
+    return int(config["sizes"][0])
+
+
+def config_out_features(config: dict[str, Any]) -> int:
+    """Number of outputs (classes or targets) of a described model."""
+    if config.get("type") == _CNN_TYPE:
+        return int(config["num_classes"])
+    return int(config["sizes"][-1])

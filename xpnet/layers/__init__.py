@@ -1,7 +1,7 @@
 """Layers, one family per file, re-exported here and from :mod:`xpnet`.
 
 - :mod:`~xpnet.layers.linear`: ``Linear``, ``Identity``
-- :mod:`~xpnet.layers.flatten`: ``Flatten``
+- :mod:`~xpnet.layers.flatten`: ``Flatten``, ``Unflatten``
 - :mod:`~xpnet.layers.dropout`: ``Dropout``
 - :mod:`~xpnet.layers.containers`: ``Sequential``, ``Residual``
 - :mod:`~xpnet.layers.conv`: ``Conv2d``
@@ -18,7 +18,7 @@ from .containers import Residual, Sequential
 from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
-from .flatten import Flatten
+from .flatten import Flatten, Unflatten
 from .linear import Identity, Linear
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
@@ -28,6 +28,7 @@ __all__ = [
     "Sequential",
     "Identity",
     "Flatten",
+    "Unflatten",
     "Dropout",
     "Conv2d",
     "MaxPool2d",

@@ -1,4 +1,4 @@
-"""``Flatten``: reshape ``(N, *dims)`` to ``(N, prod(dims))``, and back in backward."""
+"""``Flatten`` and ``Unflatten``: reshapes of the batch, undone in backward."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from .. import _backend
 from ..module import Module
 
-__all__ = ["Flatten"]
+__all__ = ["Flatten", "Unflatten"]
 
 Array = Any
 
@@ -47,3 +47,44 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Reshape dimension ``dim`` into ``unflattened_size`` (torch's ``nn.Unflatten``).
+
+    ``Unflatten(1, (1, 28, 28))`` turns a batch of flat pixel vectors ``(N, 784)`` into
+    images ``(N, 1, 28, 28)``, so a convolutional net can take the same inputs as an MLP.
+
+    Shape
+    -----
+    Input ``(*, D, *)`` with ``D = prod(unflattened_size)`` at ``dim``; output
+    ``(*, *unflattened_size, *)``.
+    """
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...]) -> None:
+        super().__init__()
+        size = tuple(int(s) for s in unflattened_size)
+        if not size or any(s <= 0 for s in size):
+            raise ValueError(f"Unflatten: unflattened_size must be positive ints, got {unflattened_size!r}")
+        self.dim = int(dim)
+        self.unflattened_size = size
+
+    def forward(self, x: Array) -> Array:
+        xp = _backend.namespace_of(x)
+        shape = tuple(x.shape)
+        nd = len(shape)
+        if not -nd <= self.dim < nd or shape[self.dim] != math.prod(self.unflattened_size):
+            raise ValueError(
+                f"Unflatten: dim {self.dim} of an input of shape {shape} must have "
+                f"{math.prod(self.unflattened_size)} = prod{self.unflattened_size} entries"
+            )
+        d = self.dim % nd
+        self.save_for_backward(shape)
+        return xp.reshape(x, shape[:d] + self.unflattened_size + shape[d + 1 :])
+
+    def backward(self, dy: Array) -> Array:
+        shape = self.pop_saved()
+        return _backend.namespace_of(dy).reshape(dy, shape)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
