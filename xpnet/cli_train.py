@@ -410,7 +410,7 @@ def _image_shape(ds: Any, n_features: int, where: str) -> tuple[int, int, int]:
     if len(shape) == 3 and math.prod(shape) == n_features:
         return shape
     side = math.isqrt(n_features)
-    if side * side == n_features and side > 1:
+    if side * side == n_features and side >= 4:  # a flat square image (a CSV of pixels)
         return (1, side, side)
     raise CLIError(
         f"{where}: --model cnn needs images, but the {n_features} features are not a square "
