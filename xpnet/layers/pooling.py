@@ -105,7 +105,10 @@ class MaxPool2d(_Pool2d):
     ``-inf``-padded input. Backward: the whole ``dy[n, c, h, w]`` goes to the window's
     arg-max, the *first* maximum in row-major window order when several elements tie (as
     torch's CPU kernel picks it); overlapping windows add their contributions. A NaN in a
-    window makes the output NaN, as in torch.
+    window makes the output NaN, as in torch (torch then sends the gradient to the NaN;
+    here it goes to the largest non-NaN element before it).
+    The forward is a running maximum over the ``kH·kW`` strided tap views (elementwise
+    ``where``), recording the winning tap index for the backward.
     """
 
     _who = "MaxPool2d"
@@ -124,20 +127,29 @@ class MaxPool2d(_Pool2d):
         xp = _backend.namespace_of(x)
         out, pads = self._geometry(x)
         taps = _tap_slices(self.kernel_size, self.stride, self.dilation, out)
-        xpad = _pad2d(x, pads, -math.inf, xp=xp)
-        windows = xp.stack(_taps(xpad, taps), axis=0)  # (kH·kW, N, C, H_out, W_out)
-        y = xp.max(windows, axis=0)
-        if self.training:
-            # argmax returns the first occurrence of the maximum: torch's tie rule
-            self.save_for_backward((xp.argmax(windows, axis=0), y, tuple(x.shape), pads, taps))
+        views = _taps(_pad2d(x, pads, -math.inf, xp=xp), taps)
+        # A running maximum over the taps in row-major window order whose arg-max moves
+        # only to a strictly larger value: torch's rule, ties go to the first maximum.
+        # Elementwise ops on (N, C, H_out, W_out) arrays, no (kH·kW)-fold stacked copy.
+        y = views[0]
+        dev = _backend.device_of(x)
+        idx = xp.zeros(tuple(y.shape), dtype=xp.int32, device=dev) if self.training else None
+        for t, v in enumerate(views[1:], start=1):
+            if idx is not None:
+                idx = xp.where(v > y, xp.asarray(t, dtype=xp.int32, device=dev), idx)
+            y = xp.maximum(y, v)  # propagates NaN
+        if len(views) == 1:
+            y = xp.asarray(y, copy=True)  # a 1x1 window: own the output, not a view of x
+        self.save_for_backward((idx, y, tuple(x.shape), pads, taps))
         return y
 
     def backward(self, dy: Array) -> Array:
         idx, y, x_shape, pads, taps = self.pop_saved()
         _check_dy(self._who, dy, y, tuple(y.shape))
         xp = _backend.namespace_of(dy)
-        zero = xp.zeros((), dtype=dy.dtype, device=_backend.device_of(dy))
-        parts = [xp.where(idx == t, dy, zero) for t in range(len(taps))]
+        dev = _backend.device_of(dy)
+        zero = xp.zeros((), dtype=dy.dtype, device=dev)
+        parts = [xp.where(idx == xp.asarray(t, dtype=xp.int32, device=dev), dy, zero) for t in range(len(taps))]
         padded = (x_shape[2] + pads[0] + pads[1], x_shape[3] + pads[2] + pads[3])
         return _crop(_col2im(parts, taps, padded, xp=xp), pads, x_shape[2:])
 
