@@ -193,3 +193,17 @@ def test_conv2d_constructor_errors():
         Conv2d(3, 4, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="in_channels must be a positive int"):
         Conv2d(0, 4, 3)
+
+
+def test_docs_layers_convolution_section_runs():
+    # The python blocks of docs/layers.md's "Convolution and pooling" section.
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "layers.md").read_text()
+    ours = [s for s in re.split(r"^## ", text, flags=re.M) if s.startswith("Convolution and pooling")]
+    assert len(ours) == 1
+    blocks = re.findall(r"```python\n(.*?)```", ours[0], flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/layers.md", "exec"), {})  # noqa: S102 - our own docs

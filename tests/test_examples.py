@@ -22,6 +22,7 @@ CASES = {
                            "the widest fits the sine"),
     "optimizers.py": (["--epochs", "20"], "every optimizer lowers the loss"),
     "init.py": (["--width", "128", "--depth", "8"], "all claims hold"),
+    "cnn_digits.py": (["--epochs", "3", "--channels", "8,16", "--min-accuracy", "0.8"], "all claims hold"),
     "residual_mlp.py": (["--epochs", "3", "--blocks", "2", "--min-accuracy", "0.9"], "all claims hold"),
 }
 
