@@ -24,6 +24,7 @@ BUILTIN = {
     "Linear-3d": (lambda: xpnet.Linear(5, 3), (2, 4, 5), {}),
     "Identity": (xpnet.Identity, (4, 5), {}),
     "Flatten": (xpnet.Flatten, (4, 2, 3), {}),
+    "Unflatten": (lambda: xpnet.Unflatten(1, (2, 3)), (4, 6), {}),
     "Sequential": (lambda: xpnet.Sequential(xpnet.Linear(5, 4), A.Tanh(), xpnet.Linear(4, 2)), (3, 5), {}),
     # Dropout's train-mode forward is random, so it is no fixed function to difference.
     "Dropout": (lambda: xpnet.Dropout(0.5), (4, 5), {"gradcheck": False}),
