@@ -90,7 +90,9 @@ _CNN_COMMON = dict(channels=(32, 64), hidden=(128,), activation="relu", optimize
                    lr=1e-3, batch_size=32, epochs=20)
 CNN_DEFAULTS: dict[str, dict[str, Any]] = {
     # Measured (docs/layers.md): 98.8% mean test accuracy over seeds 0-4, ~8 s per run.
-    "digits": dict(_CNN_COMMON, lr=2e-3, batch_size=64),
+    # digits trains on the whole training split (--val-size 0): with 10% of its 1437
+    # images held out for validation the mean drops to 98.1% (96.9-99.2%).
+    "digits": dict(_CNN_COMMON, lr=2e-3, batch_size=64, val_size=0.0),
     "mnist": dict(_CNN_COMMON, batch_size=64, epochs=5),
     "fashion_mnist": dict(_CNN_COMMON, batch_size=64, epochs=10),
 }
