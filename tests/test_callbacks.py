@@ -259,12 +259,13 @@ def test_nan_guard_unit_keeps_only_finite_snapshots():
     guard.on_train_begin({})
     guard.on_epoch_begin(0)
     good = host_state_dict(model)
-    guard.on_epoch_end(0, {"loss": 1.0})
-    model[0].weight.data[...] = np.inf  # the last step of epoch 0 blew the weights up
+    guard.on_epoch_end(0, {"loss": 1.0})  # finite: this copy is the start of epoch 1
     guard.on_epoch_begin(1)
-    with pytest.raises(NonFiniteLossError, match="epoch 2/3") as info:
-        guard.on_epoch_end(1, {"loss": math.inf})
-    assert info.value.restored_epoch == 0 and info.value.step is None
+    model[0].weight.data[...] = np.inf  # the last step of epoch 1 blew the weights up
+    with pytest.raises(NonFiniteLossError, match=r"'0\.weight' hold NaN or inf after epoch 2/3") as info:
+        guard.on_epoch_end(1, {"loss": 1.0})  # the loss was still finite
+    assert info.value.restored_epoch == 1 and info.value.step is None
+    assert info.value.reason == "weights" and info.value.names == ["0.weight"]
     assert same(host_state_dict(model), good)
 
 

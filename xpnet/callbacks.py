@@ -449,7 +449,7 @@ class LossThreshold(Callback):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the model holds its last good weights.
+    """Training diverged (non-finite loss, validation loss or weights); the model holds its last good weights.
 
     Attributes
     ----------
@@ -457,12 +457,17 @@ class NonFiniteLossError(FloatingPointError):
         0-based epoch in which it happened.
     step
         0-based step inside that epoch of the first non-finite batch loss (None if
-        unknown).
+        unknown, or when only the validation loss or the weights were non-finite).
     loss
-        The epoch's loss value (nan or inf).
+        The non-finite value (training or validation loss); for ``reason == "weights"``
+        the epoch's (finite) training loss.
     restored_epoch
         The weights now in the model are those from the start of this 0-based epoch
         (None when no finite state was available and nothing was restored).
+    reason
+        What was found non-finite: ``"loss"``, ``"val_loss"`` or ``"weights"``.
+    names
+        For ``reason == "weights"``, the state-dict names holding NaN or inf (else ``[]``).
     history
         The :class:`History` of the epochs that completed (attached by ``fit``).
     """
@@ -475,24 +480,44 @@ class NonFiniteLossError(FloatingPointError):
         step: int | None,
         loss: float,
         restored_epoch: int | None,
+        reason: str = "loss",
+        names: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.epoch = epoch
         self.step = step
         self.loss = loss
         self.restored_epoch = restored_epoch
+        self.reason = reason
+        self.names = list(names or [])
         self.history: History | None = None
 
 
+def _nonfinite_names(state: Mapping[str, np.ndarray]) -> list[str]:
+    """Names of the float/complex arrays in ``state`` that hold NaN or inf."""
+    return [k for k, a in state.items() if a.dtype.kind in "fc" and not np.all(np.isfinite(a))]
+
+
 class NaNGuard(Callback):
-    """Stop on a non-finite epoch loss, restore the last good weights, raise.
+    """Stop when training diverges, restore the last good weights, raise.
 
     On by default in ``fit`` (``nan_guard=True``); pass your own instance in
-    ``callbacks`` to keep a reference. At the start of every epoch it copies the weights
-    to the host (one sync per parameter per epoch, only while the guard is on) when they
-    are all finite. When an epoch's loss is NaN or ±inf it loads that copy back into the
-    model and raises :class:`NonFiniteLossError` naming the epoch and the first step
-    whose batch loss was not finite.
+    ``callbacks`` to keep a reference. At the end of every epoch it checks three things,
+    in this order: the epoch's training loss, the validation loss (when ``fit`` validates)
+    and the weights themselves (parameters and buffers). Checking the weights needs one
+    host copy of them per epoch (one sync per parameter, never per step), which is also
+    the copy the guard keeps: when everything is finite it becomes the "last good" state
+    (the weights at the start of the next epoch). Before the first epoch one more copy
+    is taken the same way. When anything is NaN or ±inf, the guard loads the last good
+    copy back into the model and raises :class:`NonFiniteLossError` naming the epoch,
+    what diverged and, for the training loss, the first step whose batch loss was not
+    finite. ``fit`` puts the guard before every other callback, so a
+    :class:`ModelCheckpoint` never sees the diverged weights.
+
+    A finite training loss does not prove finite weights: the loss of a step is computed
+    before that step's update, so one huge update (``lr=1e300``) leaves weights that are
+    all inf or NaN after an epoch whose loss was finite. That is why the weights are
+    checked directly.
 
     Only the weights are restored: optimizer state (momentum, Adam moments) may hold
     non-finite values; rebuild the optimizer, or reload a checkpoint, before retrying
@@ -503,27 +528,47 @@ class NaNGuard(Callback):
         super().__init__()
         self.good_state: OrderedDict[str, np.ndarray] | None = None
         self.good_epoch: int | None = None
+        # The epoch whose start the last end-of-epoch copy describes (skips a second copy).
+        self._copied_for: int | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.good_state = None
         self.good_epoch = None
+        self._copied_for = None
+
+    def _snapshot(self, epoch: int) -> list[str]:
+        """Copy the weights; keep them as the good state of ``epoch``'s start when finite."""
+        snap = host_state_dict(self.model)
+        bad = _nonfinite_names(snap)
+        if not bad:
+            self.good_state, self.good_epoch = snap, int(epoch)
+        self._copied_for = int(epoch)
+        return bad
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        if self.model is None:
+        if self.model is None or self._copied_for == int(epoch):
             return
-        snap = host_state_dict(self.model)
-        # The last step of a finite epoch can still produce non-finite weights; never
-        # replace a good copy with those.
-        if all(np.all(np.isfinite(a)) for a in snap.values()):
-            self.good_state, self.good_epoch = snap, int(epoch)
+        self._snapshot(epoch)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        loss = float((logs or {}).get("loss", math.nan))
-        if math.isfinite(loss):
+        logs = logs or {}
+        loss = float(logs.get("loss", math.nan))
+        reason, names, value = None, [], loss
+        if not math.isfinite(loss):
+            reason = "loss"
+        elif "val_loss" in logs and not math.isfinite(float(logs["val_loss"])):
+            reason, value = "val_loss", float(logs["val_loss"])
+        elif self.model is not None:
+            # The one host copy of the epoch: checks the weights and, when finite,
+            # becomes the good state for the start of the next epoch.
+            names = self._snapshot(epoch + 1)
+            if names:
+                reason = "weights"
+        if reason is None:
             return
         self.stop_training = True
         step = None
-        losses = self.state.batch_losses if self.state is not None else None
+        losses = self.state.batch_losses if self.state is not None and reason == "loss" else None
         if losses is not None:
             bad = np.flatnonzero(~np.isfinite(losses))
             step = int(bad[0]) if bad.size else None
@@ -540,14 +585,23 @@ class NaNGuard(Callback):
             if restored is not None
             else "no finite weights were available to restore"
         )
+        if reason == "loss":
+            head = f"training loss became {loss} in {where}{at}"
+        elif reason == "val_loss":
+            head = f"validation loss became {value} in {where} (training loss {loss:.6g})"
+        else:
+            shown = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            head = f"the weights {shown} hold NaN or inf after {where} (training loss {loss:.6g})"
         raise NonFiniteLossError(
-            f"fit: training loss became {loss} in {where}{at}; {what}. Hint: lower the "
+            f"fit: {head}; {what}. Hint: lower the "
             f"learning rate, clip gradients (xpnet.clip), check the inputs are scaled, or "
             f"use a numerically stable loss (BCEWithLogitsLoss, CrossEntropyLoss on logits)",
             epoch=int(epoch),
             step=step,
-            loss=loss,
+            loss=value,
             restored_epoch=restored,
+            reason=reason,
+            names=names,
         )
 
 
@@ -612,6 +666,10 @@ class ModelCheckpoint(Callback):
         generator's state, so a run resumes bit for bit.
     hparams
         JSON-able hyperparameters stored in the checkpoint's metadata.
+    allow_nonfinite
+        Passed to :func:`~xpnet.checkpoint.save_checkpoint`: by default a model whose
+        weights hold NaN or inf is never written (``CheckpointError`` instead); ``True``
+        writes it anyway (to debug a divergence).
 
     Notes
     -----
@@ -640,9 +698,11 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
         save_optimizer: bool = True,
         hparams: Mapping[str, Any] | None = None,
+        allow_nonfinite: bool = False,
     ) -> None:
         super().__init__()
         self.path = os.fspath(path)
+        self.allow_nonfinite = bool(allow_nonfinite)
         self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.mode = _resolve_mode(mode, monitor, "ModelCheckpoint")
@@ -692,6 +752,7 @@ class ModelCheckpoint(Callback):
             rng_state=(get_rng_state(gen) if gen is not None and self.save_optimizer else None),
             hparams=self.hparams,
             metrics=metrics,
+            allow_nonfinite=self.allow_nonfinite,
         )
         self.last_path = path
 

@@ -390,6 +390,7 @@ def save_checkpoint(
     hparams: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Write a model (and optionally its training state) to ``path``, atomically.
 
@@ -420,6 +421,12 @@ def save_checkpoint(
         Latest metrics (``{"val_loss": 0.12}``); 0-d arrays become Python numbers.
     extra
         Anything else to keep, with the same rules as ``hparams``.
+    allow_nonfinite
+        By default a model whose parameters or buffers hold NaN or inf is refused with
+        :class:`CheckpointError` and nothing is written (the previous file stays): a
+        checkpoint of diverged weights is never what a resume wants. ``True`` writes it
+        anyway (to inspect a divergence). Optimizer and scheduler state are not checked
+        (``ReduceLROnPlateau`` legitimately starts from ``best = inf``).
 
     Returns
     -------
@@ -432,6 +439,8 @@ def save_checkpoint(
         A value that a checkpoint cannot hold (object arrays, arbitrary Python objects).
     FileNotFoundError
         The target directory does not exist.
+    CheckpointError
+        The model's weights hold NaN or inf and ``allow_nonfinite`` is False.
 
     Notes
     -----
@@ -462,6 +471,18 @@ def save_checkpoint(
     buffer_names = set() if named_buffers is None else {n for n, _ in named_buffers()}
     for name, value in model_sd.items():
         arrays[f"model/{name}"] = _to_host(value, key=name, who=who)
+    if not allow_nonfinite:
+        bad = [
+            n for n in model_sd
+            if arrays[f"model/{n}"].dtype.kind in "fc" and not np.all(np.isfinite(arrays[f"model/{n}"]))
+        ]
+        if bad:
+            shown = ", ".join(repr(n) for n in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise CheckpointError(
+                f"{who}: refusing to write {str(path)!r}: the model's {shown} hold NaN or inf "
+                f"(training diverged); nothing was written. Hint: restore good weights (fit's "
+                f"NaNGuard does), or pass allow_nonfinite=True to save them anyway"
+            )
     metrics_host = {}
     for k, v in dict(metrics or {}).items():
         if (_backend.is_array(v) or isinstance(v, np.ndarray)) and len(v.shape) == 0:

@@ -1,0 +1,119 @@
+"""Reliability (issue 11): divergence is never returned or saved silently, and bad input
+ends in one clear error. Checkpoint-file corruption is in test_checkpoint_fuzz.py."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.callbacks import ModelCheckpoint, NaNGuard, NonFiniteLossError, host_state_dict
+from xpnet.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from xpnet.losses import MSELoss
+from xpnet.optim import SGD
+from xpnet.training import fit
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
+]
+
+
+def _regression(backend, n=16):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]])
+    X, Y = backend.asarray(x, dtype="float32"), backend.asarray(y, dtype="float32")
+    model = backend.move(xpnet.Sequential(xpnet.Linear(3, 4, generator=0), xpnet.Linear(4, 1, generator=1)))
+    return model, X, Y
+
+
+def _finite(model):
+    return all(np.all(np.isfinite(a)) for a in host_state_dict(model).values())
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def test_huge_lr_with_validation_raises_and_restores(backend, tmp_path):
+    # The issue's repro: the epoch's training loss is finite (computed before the one
+    # update) but the update makes every weight inf/NaN.
+    model, X, y = _regression(backend)
+    before = host_state_dict(model)
+    ckpt = ModelCheckpoint(tmp_path / "c.npz")
+    with pytest.raises(NonFiniteLossError, match=r"validation loss became .* epoch 1/1") as info:
+        fit(model, MSELoss(), SGD(model.parameters(), lr=1e300), X, y, epochs=1,
+            batch_size=16, validation_data=(X, y), callbacks=[ckpt], verbose=0)
+    err = info.value
+    assert err.epoch == 0 and err.reason == "val_loss" and err.restored_epoch == 0
+    after = host_state_dict(model)
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+    assert not (tmp_path / "c.npz").exists()  # the guard runs before the checkpoint
+
+
+def test_huge_lr_without_validation_checks_the_weights(backend):
+    model, X, y = _regression(backend)
+    before = host_state_dict(model)
+    with pytest.raises(NonFiniteLossError, match=r"weights .* hold NaN or inf after epoch 1/2") as info:
+        fit(model, MSELoss(), SGD(model.parameters(), lr=1e300), X, y, epochs=2,
+            batch_size=16, verbose=0)
+    assert info.value.reason == "weights" and info.value.names
+    assert info.value.restored_epoch == 0 and _finite(model)
+    after = host_state_dict(model)
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_guard_restores_the_last_finite_epoch(backend):
+    # lr grows after a good epoch: the weights restored are those at the end of epoch 1.
+    model, X, y = _regression(backend)
+    opt = SGD(model.parameters(), lr=1e-3)
+    fit(model, MSELoss(), opt, X, y, epochs=1, batch_size=16, verbose=0)
+    good = host_state_dict(model)
+    opt.param_groups[0]["lr"] = 1e300
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(model, MSELoss(), opt, X, y, epochs=3, initial_epoch=1, batch_size=16, verbose=0)
+    assert info.value.epoch == 1 and info.value.restored_epoch == 1
+    after = host_state_dict(model)
+    assert all(np.array_equal(after[k], good[k]) for k in good)
+
+
+def test_guard_off_returns_but_checkpoint_refuses(tmp_path):
+    model, X, y = _regression(xpnet.testing.get_backend("numpy"))
+    ckpt = ModelCheckpoint(tmp_path / "c.npz")
+    with pytest.raises(CheckpointError, match=r"c\.npz.*NaN or inf.*allow_nonfinite"):
+        fit(model, MSELoss(), SGD(model.parameters(), lr=1e300), X, y, epochs=1,
+            batch_size=16, nan_guard=False, callbacks=[ckpt], verbose=0)
+    assert not (tmp_path / "c.npz").exists()
+    assert not list(tmp_path.iterdir())  # no temporary left either
+
+
+def test_save_checkpoint_refuses_nonfinite_unless_asked(tmp_path):
+    model = xpnet.Sequential(xpnet.Linear(2, 2, generator=0))
+    path = tmp_path / "m.npz"
+    save_checkpoint(path, model)
+    good = path.read_bytes()
+    model[0].bias.data[0] = np.nan
+    with pytest.raises(CheckpointError, match=r"'0\.bias'.*nothing was written"):
+        save_checkpoint(path, model)
+    assert path.read_bytes() == good  # the previous checkpoint is intact
+    save_checkpoint(path, model, allow_nonfinite=True)
+    assert math.isnan(load_checkpoint(path).model_state["0.bias"][0])
+    model2, X, y = _regression(xpnet.testing.get_backend("numpy"))
+    ckpt = ModelCheckpoint(tmp_path / "x.npz", allow_nonfinite=True)
+    fit(model2, MSELoss(), SGD(model2.parameters(), lr=1e300), X, y, epochs=1, batch_size=16,
+        nan_guard=False, callbacks=[ckpt], verbose=0)
+    assert not all(np.all(np.isfinite(a)) for a in load_checkpoint(ckpt.last_path).model_state.values())
+
+
+def test_guard_costs_one_copy_per_epoch(monkeypatch):
+    from xpnet import callbacks as cb_mod
+
+    calls = []
+    real = cb_mod.host_state_dict
+    monkeypatch.setattr(cb_mod, "host_state_dict", lambda m: calls.append(1) or real(m))
+    model, X, y = _regression(xpnet.testing.get_backend("numpy"))
+    fit(model, MSELoss(), SGD(model.parameters(), lr=1e-3), X, y, epochs=4, batch_size=4,
+        callbacks=[NaNGuard()], verbose=0)
+    assert len(calls) == 4 + 1  # one per epoch, plus the initial weights
