@@ -628,7 +628,10 @@ def test_format_is_readable_without_xpnet(tmp_path):
         h.update(name.encode() + b"\0" + a.dtype.str.encode() + b"\0")
         h.update(",".join(map(str, a.shape)).encode() + b"\0")
         h.update(np.ascontiguousarray(a).tobytes())
-    assert meta["digest"] == {"algorithm": "sha256", "value": h.hexdigest()}
+    body = json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    meta_hash = hashlib.sha256(body.encode("ascii")).hexdigest()
+    assert meta["digest"] == {"algorithm": "sha256", "value": h.hexdigest(), "meta": meta_hash}
     assert array_digest(arrays) == h.hexdigest()
     assert meta["format"] == "xpnet.checkpoint" and meta["format_version"] == 1
     assert meta["model"]["params"] == ["0.weight", "0.bias", "2.weight", "2.bias"]
@@ -876,13 +879,15 @@ def test_buffers_round_trip_across_backends(backend, tmp_path):
 
 
 def test_checkpoint_without_buffer_list_still_loads(tmp_path):
-    # Files written before buffers existed have no meta["model"]["buffers"].
+    # Files written before buffers existed have no meta["model"]["buffers"] (and, like
+    # every file written before the metadata digest, no meta["digest"]["meta"]).
     lin = xpnet.Linear(3, 2, generator=1)
     path = save_checkpoint(tmp_path / "old.npz", lin)
     with np.load(path, allow_pickle=False) as z:
         entries = {k: z[k] for k in z.files}
     meta = json.loads(bytes(entries[META_KEY]).decode())
     del meta["model"]["buffers"]
+    del meta["digest"]["meta"]
     entries[META_KEY] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     np.savez(path, **entries)
     other = xpnet.Linear(3, 2, generator=2)

@@ -31,8 +31,11 @@ import hmac
 import json
 import math
 import os
+import re
+import struct
 import tempfile
-from collections import OrderedDict
+import zipfile
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,11 +48,15 @@ from . import _backend
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_MEMBERS",
+    "MAX_META_BYTES",
+    "MAX_META_DEPTH",
     "META_KEY",
     "Checkpoint",
     "CheckpointError",
     "array_digest",
     "load_checkpoint",
+    "meta_digest",
     "save_checkpoint",
 ]
 
@@ -60,7 +67,33 @@ FORMAT_VERSION = 1
 #: Name of the metadata entry inside the archive.
 META_KEY = "__meta__"
 
+#: Most archive entries a checkpoint may have (checked before the zip directory is parsed).
+MAX_MEMBERS = 1 << 18
+#: Largest ``__meta__`` entry, in bytes (checked before it is read).
+MAX_META_BYTES = 64 << 20
+
 _HINT = "Hint: the file is truncated or not an xpnet checkpoint"
+# Longest .npy header read (NumPy's own default limit for untrusted files).
+_MAX_NPY_HEADER = 10000
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+#: Deepest nesting of lists/dicts in the metadata (checked when saving and loading).
+MAX_META_DEPTH = 64
+
+
+def _depth(node: Any) -> int:
+    """Nesting depth of JSON-like lists/dicts, without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, d = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_META_DEPTH:
+            break
+        stack.extend((v, d + 1) for v in item)
+    return deepest
 # Array kinds a checkpoint may hold: bool, signed/unsigned int, float, complex. Anything
 # else (object, structured, string, datetime) is refused: object arrays mean pickles.
 _ALLOWED_KINDS = "biufc"
@@ -72,7 +105,24 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be read, is damaged, or does not match what it is loaded into."""
+    """A checkpoint cannot be read, is damaged, or does not match what it is loaded into.
+
+    Every failure of :func:`load_checkpoint` on a file's content raises this one type (a
+    :class:`ValueError`), whatever part of the file is wrong.
+
+    Attributes
+    ----------
+    path
+        The checkpoint file (a :class:`~pathlib.Path`), or None when not known.
+    member
+        The archive entry at fault (``"__meta__"``, ``"model/0.weight"``, ...), or None
+        when the problem is not confined to one entry.
+    """
+
+    def __init__(self, message: str, *, path: Path | None = None, member: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.member = member
 
 
 @dataclass
@@ -230,8 +280,12 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
                 raise CheckpointError(f"{where}: bad tagged float {payload!r}. {_HINT}")
             return float(payload)
         if tag == "__tuple__":
+            if not isinstance(payload, list):
+                raise CheckpointError(f"{where}: bad tagged tuple. {_HINT}")
             return tuple(_decode(v, arrays, where) for v in payload)
         if tag == "__dict__":
+            if not isinstance(payload, list) or not all(isinstance(i, list) and len(i) == 2 for i in payload):
+                raise CheckpointError(f"{where}: bad tagged dict. {_HINT}")
             out = {}
             for item in payload:
                 k = _decode(item[0], arrays, where)
@@ -263,6 +317,19 @@ def array_digest(arrays: Mapping[str, np.ndarray]) -> str:
         # A uint8 view of the C-ordered data hashes large arrays without a bytes copy.
         h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8).data)
     return h.hexdigest()
+
+
+def meta_digest(meta: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) over the metadata itself, every key except ``"digest"``.
+
+    The hash is fed the canonical JSON of the metadata without its ``"digest"`` entry:
+    ``json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    allow_nan=False)`` encoded as ASCII. Stored as ``meta["digest"]["meta"]``; files
+    written before it existed lack it and are read without this check.
+    """
+    body = {k: v for k, v in meta.items() if k != "digest"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 # ----------------------------------------------------------------------------- save
@@ -520,7 +587,12 @@ def save_checkpoint(
     meta["arrays"] = {
         name: {"dtype": a.dtype.str, "shape": [int(d) for d in a.shape]} for name, a in sorted(arrays.items())
     }
-    meta["digest"] = {"algorithm": "sha256", "value": array_digest(arrays)}
+    if _depth(meta) > MAX_META_DEPTH:
+        raise ValueError(
+            f"{who}: hparams, metrics or extra are nested more than a checkpoint's metadata may "
+            f"be ({MAX_META_DEPTH} levels in all); flatten them"
+        )
+    meta["digest"] = {"algorithm": "sha256", "value": array_digest(arrays), "meta": meta_digest(meta)}
     text = json.dumps(meta, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     entries = {META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}
     entries.update(arrays)
@@ -531,75 +603,221 @@ def save_checkpoint(
 # ----------------------------------------------------------------------------- load
 
 
-def _fail(path: Path, problem: str, *, hint: str = _HINT) -> CheckpointError:
-    return CheckpointError(f"load_checkpoint: {str(path)!r}: {problem}. {hint}")
+def _fail(path: Path, problem: str, *, hint: str = _HINT, member: str | None = None) -> CheckpointError:
+    where = "" if member is None else f"entry {member!r}: "
+    return CheckpointError(f"load_checkpoint: {str(path)!r}: {where}{problem}. {hint}", path=path, member=member)
+
+
+def _zip_entry_count(path: Path, f: Any, size: int) -> int:
+    """Number of members from the zip's end-of-central-directory record, read without
+    parsing the directory: the member cap is enforced before any per-member work."""
+    tail_len = min(size, 22 + 0xFFFF)  # the record plus the longest zip comment
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        raise _fail(path, "cannot read the checkpoint: no zip end-of-central-directory record")
+    count = struct.unpack_from("<H", tail, at + 10)[0]
+    if count != 0xFFFF:
+        return count
+    # Zip64: the locator (20 bytes) sits right before the record and points at the
+    # zip64 end record, whose total entry count is a uint64 at offset 32.
+    loc = at - 20
+    if loc < 0 or tail[loc:loc + 4] != b"PK\x06\x07":
+        return count
+    offset = struct.unpack_from("<Q", tail, loc + 8)[0]
+    if offset + 56 > size:
+        raise _fail(path, "cannot read the checkpoint: bad zip64 end record offset")
+    f.seek(offset)
+    rec = f.read(56)
+    if rec[:4] != b"PK\x06\x06":
+        raise _fail(path, "cannot read the checkpoint: bad zip64 end record")
+    return struct.unpack_from("<Q", rec, 32)[0]
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read, verify and return (metadata, arrays) from a checkpoint file."""
+    """Read, verify and return (metadata, arrays) from a checkpoint file.
+
+    Every size is checked against a bound before the work it costs is done: the member
+    count before the zip directory is parsed, each member's declared size before it is
+    opened, each ``.npy`` header against the metadata before its data is read.
+    """
     with open(path, "rb") as f:
         magic = f.read(4)
         if magic != b"PK\x03\x04":
             what = "the file is empty" if not magic else "it is not a zip/npz archive"
             raise _fail(path, f"cannot read the checkpoint: {what}")
+        size = os.fstat(f.fileno()).st_size
+        count = _zip_entry_count(path, f, size)
+        if count > MAX_MEMBERS:
+            raise _fail(path, f"the archive declares {count} entries; a checkpoint holds at most {MAX_MEMBERS}")
         f.seek(0)
         try:
-            npz = np.load(f, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - any parse failure of a damaged file
+            archive = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+                NotImplementedError, struct.error, UnicodeDecodeError) as exc:
             raise _fail(path, f"cannot open the archive ({type(exc).__name__}: {exc})") from exc
-        with npz:
-            return _read_archive(path, npz)
+        with archive:
+            try:
+                return _read_archive(path, archive, size)
+            except CheckpointError:
+                raise
+            except RecursionError as exc:
+                raise _fail(path, "the metadata is nested too deeply") from exc
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, TypeError, KeyError,
+                    AttributeError, IndexError, OverflowError, UnicodeError, struct.error,
+                    NotImplementedError, MemoryError) as exc:
+                raise _fail(path, f"cannot read the archive ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_archive(path: Path, npz: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _spec_of(path: Path, name: str, spec: Any) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, byte count) of one entry of the metadata's array table, checked."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("dtype"), str) or not isinstance(spec.get("shape"), list):
+        raise _fail(path, f"bad array-table entry {spec!r}", member=name)
+    shape = spec["shape"]
+    if len(shape) > 64 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**62 for d in shape):
+        raise _fail(path, f"bad shape {shape!r} in the array table", member=name)
+    text = spec["dtype"]
+    if len(text) > 8:
+        raise _fail(path, f"bad dtype {text[:20]!r} in the array table", member=name)
+    try:
+        dtype = np.dtype(text)
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, f"bad dtype {text!r} in the array table", member=name) from exc
+    if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise _fail(path, f"unsupported dtype {text!r} in the array table", member=name)
+    return dtype, tuple(shape), math.prod(shape) * dtype.itemsize
+
+
+def _check_member_info(path: Path, info: zipfile.ZipInfo, name: str, nbytes: int, size: int) -> None:
+    """Refuse a member whose declared sizes exceed what its array needs, before opening it."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _fail(path, f"unsupported compression method {info.compress_type}", member=name)
+    if info.file_size > nbytes + _MAX_NPY_HEADER:
+        raise _fail(
+            path,
+            f"declares {info.file_size} bytes uncompressed but its array needs {nbytes} (plus "
+            f"a header of at most {_MAX_NPY_HEADER})",
+            member=name,
+        )
+    if info.compress_size > size or (info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size):
+        raise _fail(path, "declared sizes do not fit the file", member=name)
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str,
+                 dtype: np.dtype | None, shape: tuple[int, ...] | None) -> np.ndarray:
+    """Read one ``.npy`` member, checking its header against (dtype, shape) before the data.
+
+    ``dtype``/``shape`` None: accept a 1-d uint8 array of any length (the metadata).
+    """
+    fmt = np.lib.format
+    with archive.open(info) as f:
+        head = f.read(6)
+        if head != fmt.MAGIC_PREFIX:
+            raise _fail(path, "is not an .npy array (bad magic bytes)", member=name)
+        rest = f.read(2)
+        if len(rest) != 2 or rest[0] not in (1, 2, 3) or rest[1] != 0:
+            raise _fail(path, f"unsupported .npy format version {tuple(rest)}", member=name)
+        try:
+            reader = fmt.read_array_header_1_0 if rest[0] == 1 else fmt.read_array_header_2_0
+            hshape, fortran, hdtype = reader(f, max_header_size=_MAX_NPY_HEADER)
+        except ValueError as exc:
+            if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+                raise _fail(path, "holds Python objects (pickled data), which xpnet never loads because "
+                            "unpickling can execute code", member=name,
+                            hint="Hint: only load checkpoints written by xpnet.checkpoint.save_checkpoint") from exc
+            raise _fail(path, f"bad .npy header ({exc})", member=name) from exc
+        if hdtype.kind not in _ALLOWED_KINDS or hdtype.fields is not None or hdtype.hasobject:
+            hint = _HINT
+            if hdtype.hasobject:
+                hint = "Hint: only load checkpoints written by xpnet.checkpoint.save_checkpoint"
+            raise _fail(path, f"unsupported dtype {hdtype} (object arrays would need pickle)", member=name, hint=hint)
+        if dtype is None:
+            if hdtype != np.uint8 or len(hshape) != 1:
+                raise _fail(path, f"must be a 1-d uint8 array, got {hdtype} {hshape}", member=name)
+            if hshape[0] > MAX_META_BYTES:
+                raise _fail(path, f"metadata of {hshape[0]} bytes exceeds the {MAX_META_BYTES}-byte cap", member=name)
+            dtype, shape = hdtype, tuple(hshape)
+        elif hdtype.str != dtype.str or tuple(hshape) != shape:
+            raise _fail(
+                path,
+                f"is {hdtype.str} {list(hshape)} but the metadata says {dtype.str} {list(shape)} "
+                f"(the file was tampered with)",
+                member=name,
+            )
+        nbytes = math.prod(shape) * dtype.itemsize
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise _fail(path, f"is truncated ({len(data)} of {nbytes} data bytes)", member=name)
+        if f.read(1):  # also reaches the end, where zipfile checks the CRC-32
+            raise _fail(path, "has bytes after its array data", member=name)
+    order = "F" if fortran else "C"
+    a = np.frombuffer(data, dtype=dtype).reshape(shape, order=order) if nbytes else np.empty(shape, dtype)
+    return a.copy() if not a.flags.writeable else a
+
+
+def _read_archive(path: Path, archive: zipfile.ZipFile, size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Verify the archive's entries against the metadata and the digest."""
-    members = [info.filename for info in npz.zip.infolist()]
-    if len(members) != len(set(members)):
-        dup = sorted({m for m in members if members.count(m) > 1})
-        raise _fail(path, f"duplicate archive entries {dup} (the file was tampered with)")
-    if META_KEY not in npz.files:
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _fail(path, f"the archive holds {len(infos)} entries; a checkpoint holds at most {MAX_MEMBERS}")
+    counts = Counter(info.filename for info in infos)
+    dup = sorted(n for n, c in counts.items() if c > 1)
+    if dup:
+        raise _fail(path, f"duplicate archive entries {dup[:10]} (the file was tampered with)")
+    by_name: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise _fail(path, f"entry {info.filename!r} is not an .npy member")
+        by_name[info.filename[:-4]] = info
+    if META_KEY not in by_name:
         raise _fail(path, f"no {META_KEY!r} entry (a plain .npz, not an xpnet checkpoint)")
-    meta = _read_meta(path, npz)
+    meta_info = by_name[META_KEY]
+    if meta_info.file_size > MAX_META_BYTES + _MAX_NPY_HEADER:
+        raise _fail(path, f"metadata of {meta_info.file_size} bytes exceeds the {MAX_META_BYTES}-byte cap", member=META_KEY)
+    _check_member_info(path, meta_info, META_KEY, MAX_META_BYTES, size)
+    meta = _read_meta(path, _read_member(path, archive, meta_info, META_KEY, None, None))
     table = meta["arrays"]
-    names = set(npz.files) - {META_KEY}
+    names = set(by_name) - {META_KEY}
     if names != set(table):
         missing, unexpected = sorted(set(table) - names), sorted(names - set(table))
         raise _fail(
             path,
-            f"archive entries do not match the metadata (missing {missing}, unexpected "
-            f"{unexpected})",
+            f"archive entries do not match the metadata (missing {missing[:10]}, unexpected "
+            f"{unexpected[:10]})",
         )
-    arrays: dict[str, np.ndarray] = {}
-    for name in sorted(table):
-        try:
-            a = npz[name]
-        except ValueError as exc:
-            if "pickle" in str(exc).lower():
-                raise _fail(
-                    path,
-                    f"entry {name!r} holds Python objects (pickled data), which xpnet never "
-                    f"loads because unpickling can execute code",
-                    hint="Hint: only load checkpoints written by xpnet.checkpoint.save_checkpoint",
-                ) from exc
-            raise _fail(path, f"cannot read entry {name!r} ({exc})") from exc
-        except Exception as exc:  # noqa: BLE001 - CRC errors, truncated members, bad headers
-            raise _fail(path, f"cannot read entry {name!r} ({type(exc).__name__}: {exc})") from exc
-        spec = table[name]
-        if a.dtype.kind not in _ALLOWED_KINDS:
-            raise _fail(path, f"entry {name!r} has unsupported dtype {a.dtype}")
-        if not isinstance(spec, dict) or a.dtype.str != spec.get("dtype") or list(a.shape) != spec.get("shape"):
+    specs = {name: _spec_of(path, name, table[name]) for name in sorted(table)}
+    for name, (_, _, nbytes) in specs.items():
+        _check_member_info(path, by_name[name], name, nbytes, size)
+    digest = meta.get("digest")
+    if (
+        not isinstance(digest, dict)
+        or digest.get("algorithm") != "sha256"
+        or not isinstance(digest.get("value"), str)
+        or not _HEX64.fullmatch(digest["value"])
+    ):
+        raise _fail(path, "the metadata has no sha256 digest (64 hex digits)")
+    stored_meta = digest.get("meta")
+    if stored_meta is not None:
+        if not isinstance(stored_meta, str) or not _HEX64.fullmatch(stored_meta):
+            raise _fail(path, "the metadata digest is not 64 hex digits", member=META_KEY)
+        if not hmac.compare_digest(meta_digest(meta), stored_meta.lower()):
             raise _fail(
                 path,
-                f"entry {name!r} is {a.dtype.str} {list(a.shape)} but the metadata says "
-                f"{spec.get('dtype') if isinstance(spec, dict) else spec} "
-                f"{spec.get('shape') if isinstance(spec, dict) else ''} (the file was tampered with)",
+                "SHA-256 digest mismatch: the metadata was modified after saving",
+                member=META_KEY,
+                hint="Hint: the file is corrupt or was tampered with; restore it from a good copy",
             )
-        arrays[name] = a
-    digest = meta.get("digest")
-    if not isinstance(digest, dict) or digest.get("algorithm") != "sha256" or not isinstance(digest.get("value"), str):
-        raise _fail(path, "the metadata has no sha256 digest")
+    arrays: dict[str, np.ndarray] = {}
+    for name, (dtype, shape, _) in specs.items():
+        try:
+            arrays[name] = _read_member(path, archive, by_name[name], name, dtype, shape)
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - CRC errors, truncated members, bad headers
+            raise _fail(path, f"cannot read it ({type(exc).__name__}: {exc})", member=name) from exc
     actual = array_digest(arrays)
-    if not hmac.compare_digest(actual, digest["value"]):
+    if not hmac.compare_digest(actual, digest["value"].lower()):
         raise _fail(
             path,
             f"SHA-256 digest mismatch: the arrays were modified after saving (stored "
@@ -613,17 +831,15 @@ def _read_archive(path: Path, npz: Any) -> tuple[dict[str, Any], dict[str, np.nd
     return meta, arrays
 
 
-def _read_meta(path: Path, npz: Any) -> dict[str, Any]:
-    try:
-        raw = npz[META_KEY]
-    except Exception as exc:  # noqa: BLE001 - CRC errors and pickles alike
-        raise _fail(path, f"cannot read {META_KEY!r} ({type(exc).__name__}: {exc})") from exc
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise _fail(path, f"{META_KEY!r} must be a 1-d uint8 array, got {raw.dtype} {raw.shape}")
+def _read_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(path, f"{META_KEY!r} is not valid UTF-8 JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise _fail(path, "the JSON is nested too deeply", member=META_KEY) from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints over 4300 digits
+        raise _fail(path, f"is not valid UTF-8 JSON ({exc})", member=META_KEY) from exc
+    if _depth(meta) > MAX_META_DEPTH:
+        raise _fail(path, f"the metadata is nested too deeply (more than {MAX_META_DEPTH} levels)", member=META_KEY)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise _fail(path, f"wrong format {got!r}; expected {FORMAT_NAME!r}")
@@ -646,24 +862,74 @@ def _read_meta(path: Path, npz: Any) -> dict[str, Any]:
     return meta
 
 
+def _index_key(path: Path, k: Any) -> int:
+    """An optimizer state key: the decimal string of a parameter index."""
+    if not isinstance(k, str) or not k.isdigit() or not k.isascii() or len(k) > 9:
+        raise _fail(path, f"bad optimizer state key {k[:20] if isinstance(k, str) else k!r} (expected a parameter index)")
+    return int(k)
+
+
+def _check_groups(path: Path, groups: Any) -> None:
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise _fail(path, f"optimizer param_groups must be a list of dicts, got {type(groups).__name__}")
+    seen: set[int] = set()
+    for i, g in enumerate(groups):
+        ids = g.get("params")
+        if not isinstance(ids, list) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 2**31 for k in ids
+        ):
+            raise _fail(path, f"optimizer param_groups[{i}]['params'] must be a list of parameter indices")
+        if seen & set(ids) or len(set(ids)) != len(ids):
+            raise _fail(path, f"optimizer param_groups[{i}] repeats a parameter index")
+        seen |= set(ids)
+
+
 def _decode_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Checkpoint:
     where = f"load_checkpoint: {str(path)!r}"
     try:
+        for key in ("epoch", "step"):
+            if not 0 <= meta[key] < 2**62:
+                raise _fail(path, f"the metadata's {key!r} {meta[key]} is out of range")
         params = meta["model"].get("params")
-        if not isinstance(params, list) or any(f"model/{n}" not in arrays for n in params):
+        if not isinstance(params, list) or not all(isinstance(n, str) for n in params) or any(
+            f"model/{n}" not in arrays for n in params
+        ):
             raise _fail(path, "the model parameter list does not match the stored arrays")
         model_state = OrderedDict((n, arrays[f"model/{n}"]) for n in params)
         optimizer_state = None
         opt = meta.get("optimizer")
         if opt is not None:
-            optimizer_state = {
-                "state": {int(k): _decode(v, arrays, where) for k, v in opt["state"].items()},
-                "param_groups": _decode(opt["param_groups"], arrays, where),
-            }
-            optimizer_state.update(_decode(opt.get("other", {}), arrays, where))
+            if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(opt.get("class"), str):
+                raise _fail(path, "the optimizer metadata is not a dict with 'class' and 'state'")
+            state = {}
+            for k, v in opt["state"].items():
+                st = _decode(v, arrays, where)
+                if not isinstance(st, dict) or not all(isinstance(n, str) for n in st):
+                    raise _fail(path, f"optimizer state {k!r} is not a dict of named values")
+                state[_index_key(path, k)] = st
+            groups = _decode(opt.get("param_groups"), arrays, where)
+            _check_groups(path, groups)
+            optimizer_state = {"state": state, "param_groups": groups}
+            other = _decode(opt.get("other", {}), arrays, where)
+            if not isinstance(other, dict):
+                raise _fail(path, "the optimizer's 'other' entry is not a dict")
+            optimizer_state.update(other)
         sched = meta.get("scheduler")
-        scheduler_state = None if sched is None else _decode(sched["state"], arrays, where)
+        scheduler_state = None
+        if sched is not None:
+            if not isinstance(sched, dict) or not isinstance(sched.get("class"), str):
+                raise _fail(path, "the scheduler metadata is not a dict with 'class' and 'state'")
+            scheduler_state = _decode(sched.get("state"), arrays, where)
+            if not isinstance(scheduler_state, dict):
+                raise _fail(path, "the scheduler state is not a dict")
         rng = meta.get("rng_state")
+        rng_state = None if rng is None else _decode(rng, arrays, where)
+        if rng_state is not None and not isinstance(rng_state, dict):
+            raise _fail(path, "the RNG state is not a dict")
+        decoded = {k: _decode(meta.get(k, {}), arrays, where) for k in ("hparams", "metrics", "extra")}
+        for k, v in decoded.items():
+            if not isinstance(v, dict):
+                raise _fail(path, f"the metadata's {k!r} is not a dict")
         return Checkpoint(
             meta=meta,
             model_state=model_state,
@@ -671,16 +937,16 @@ def _decode_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.nd
             scheduler_state=scheduler_state,
             epoch=meta["epoch"],
             step=meta["step"],
-            rng_state=None if rng is None else _decode(rng, arrays, where),
-            hparams=_decode(meta.get("hparams", {}), arrays, where),
-            metrics=_decode(meta.get("metrics", {}), arrays, where),
-            extra=_decode(meta.get("extra", {}), arrays, where),
+            rng_state=rng_state,
             path=path,
+            **decoded,
         )
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise _fail(path, f"malformed metadata ({type(exc).__name__}: {exc})") from exc
+    except RecursionError as exc:
+        raise _fail(path, "the metadata is nested too deeply", member=META_KEY) from exc
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise _fail(path, f"malformed metadata ({type(exc).__name__}: {exc})", member=META_KEY) from exc
 
 
 def _check_model(path: Path, ckpt: Checkpoint, model: Any, strict: bool) -> None:
@@ -731,6 +997,109 @@ def _check_model(path: Path, ckpt: Checkpoint, model: Any, strict: bool) -> None
     )
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _mismatch(saved: Any, own: Any, where: str, out: list[str]) -> None:
+    """Append to ``out`` where ``saved`` cannot stand in for ``own`` (same kind of value)."""
+    if len(out) >= 10:
+        return
+    if own is None:
+        if not (saved is None or _is_num(saved) or isinstance(saved, (bool, str))):
+            out.append(f"{where} is a {type(saved).__name__}, expected a scalar")
+    elif isinstance(own, bool):
+        if not isinstance(saved, bool):
+            out.append(f"{where} is {saved!r}, expected a bool")
+    elif isinstance(own, int) and not isinstance(own, np.ndarray):
+        if not (isinstance(saved, int) and not isinstance(saved, bool)) or not -(2**62) < saved < 2**62:
+            out.append(f"{where} is {saved!r}, expected an int")
+    elif isinstance(own, float):
+        if not _is_num(saved):
+            out.append(f"{where} is {saved!r}, expected a number")
+    elif isinstance(own, str):
+        if saved != own:
+            out.append(f"{where} is {saved!r}, this one has {own!r}")
+    elif isinstance(own, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(own):
+            out.append(f"{where} is {saved!r}, expected {len(own)} values like {own!r}")
+        else:
+            for i, (a, b) in enumerate(zip(saved, own)):
+                _mismatch(a, b, f"{where}[{i}]", out)
+    elif isinstance(own, Mapping):
+        if not isinstance(saved, Mapping) or set(saved) != set(own):
+            got = sorted(map(str, saved)) if isinstance(saved, Mapping) else type(saved).__name__
+            out.append(f"{where} has keys {got}, expected {sorted(map(str, own))}")
+        else:
+            for k in own:
+                _mismatch(saved[k], own[k], f"{where}[{k!r}]", out)
+    elif isinstance(saved, np.ndarray) != (isinstance(own, np.ndarray) or _backend.is_array(own)):
+        out.append(f"{where} is a {type(saved).__name__}, expected a {type(own).__name__}")
+
+
+def _optimizer_state_problems(ckpt: Checkpoint, optimizer: Any, groups: list, flat: list) -> list[str]:
+    """Type, shape and dtype of every restored state entry and hyperparameter."""
+    problems: list[str] = []
+    saved_groups = ckpt.optimizer_state["param_groups"]
+    defaults = dict(getattr(optimizer, "defaults", {}) or {})
+    merged_groups = []
+    for i, (saved, own) in enumerate(zip(saved_groups, groups)):
+        for k, v in saved.items():
+            if k == "params":
+                continue
+            if k not in own and k not in defaults:
+                problems.append(f"param_groups[{i}] has an unknown hyperparameter {k!r}")
+            else:
+                _mismatch(v, own.get(k, defaults.get(k)), f"param_groups[{i}][{k!r}]", problems)
+        merged = {**defaults, **{k: v for k, v in own.items() if k != "params"},
+                  **{k: v for k, v in saved.items() if k != "params"}}
+        merged_groups.append(merged)
+    if problems:
+        return problems
+    group_of = [g for g, own in zip(merged_groups, groups) for _ in own["params"]]
+    # Which state entries exist is known when the optimizer class says so (_state_keys
+    # overridden, as every built-in optimizer does); a custom optimizer is checked by shape.
+    from .optim.optimizer import Optimizer
+
+    keys_of = getattr(type(optimizer), "_state_keys", None)
+    known = keys_of is not None and keys_of is not Optimizer._state_keys
+    for idx, st in ckpt.optimizer_state["state"].items():
+        if not 0 <= idx < len(flat):
+            problems.append(f"state for parameter index {idx}, but the optimizer has {len(flat)}")
+            continue
+        p = flat[idx]
+        shape = tuple(getattr(p, "shape", ()))
+        pkind = "f"
+        try:
+            pkind = np.dtype(_backend.dtype_name(p.dtype)).kind
+        except (TypeError, AttributeError):
+            pass
+        allowed = None
+        if known:
+            try:
+                allowed = set(optimizer._state_keys(group_of[idx])) | {"step"}
+            except Exception:  # noqa: BLE001 - a bad saved hyperparameter; reported by the loader
+                allowed = None
+        for key, v in st.items():
+            at = f"state[{idx}][{key!r}]"
+            if allowed is not None and key not in allowed:
+                problems.append(f"{at} is not state of a {type(optimizer).__name__} with these settings")
+            elif key == "step":
+                ok = (isinstance(v, int) and not isinstance(v, bool)) or (
+                    isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iu"
+                )
+                if not ok or not 0 <= int(v) < 2**62:
+                    problems.append(f"{at} is {v!r}, expected a non-negative int")
+            elif isinstance(v, np.ndarray):
+                if tuple(v.shape) != shape:
+                    problems.append(f"{at} has shape {tuple(v.shape)}, parameter {shape}")
+                elif v.dtype.kind != pkind and not (pkind == "f" and v.dtype.kind == "f"):
+                    problems.append(f"{at} has dtype {v.dtype}, parameter {_backend.dtype_name(p.dtype)}")
+            elif allowed is not None:
+                problems.append(f"{at} is a {type(v).__name__}, expected an array of shape {shape}")
+    return problems
+
+
 def _check_optimizer(path: Path, ckpt: Checkpoint, optimizer: Any, model: Any) -> None:
     opt_meta = ckpt.meta.get("optimizer")
     if opt_meta is None or ckpt.optimizer_state is None:
@@ -763,14 +1132,7 @@ def _check_optimizer(path: Path, ckpt: Checkpoint, optimizer: Any, model: Any) -
         own_names = [names.get(id(p)) for p in flat]
         if None not in own_names and own_names != saved_names:
             problems.append(f"parameter order {own_names} differs from the saved {saved_names}")
-    for idx, st in ckpt.optimizer_state["state"].items():
-        if not 0 <= idx < len(flat):
-            problems.append(f"state for parameter index {idx}, but the optimizer has {len(flat)}")
-            continue
-        shape = tuple(getattr(flat[idx], "shape", ()))
-        for key, v in (st.items() if isinstance(st, dict) else ()):
-            if isinstance(v, np.ndarray) and v.ndim > 0 and tuple(v.shape) != shape:
-                problems.append(f"state[{idx}][{key!r}] has shape {tuple(v.shape)}, parameter {shape}")
+    problems += _optimizer_state_problems(ckpt, optimizer, groups, flat)
     if problems:
         raise CheckpointError(
             f"load_checkpoint: {str(path)!r}: the optimizer state does not match the "
@@ -792,6 +1154,17 @@ def _check_scheduler(path: Path, ckpt: Checkpoint, scheduler: Any) -> None:
             f"{type(scheduler).__name__} was given. Hint: build a {sched.get('class')}, or pass "
             f"scheduler=None"
         )
+    own = scheduler.state_dict() if callable(getattr(scheduler, "state_dict", None)) else None
+    if isinstance(own, Mapping):
+        problems: list[str] = []
+        _mismatch(ckpt.scheduler_state, own, "state", problems)
+        if problems:
+            raise CheckpointError(
+                f"load_checkpoint: {str(path)!r}: the {type(scheduler).__name__} state does not "
+                f"match this scheduler: {'; '.join(problems)}. Hint: build the scheduler with "
+                f"the same arguments, over the same optimizer, as when saving. Nothing was loaded.",
+                path=path,
+            )
 
 
 def _buffer_values(model: Any) -> list[tuple[Any, str, Any]]:
@@ -854,6 +1227,25 @@ def load_checkpoint(
     metadata is JSON. Every array is checked against the stored SHA-256 digest before
     anything is loaded.
     """
+    try:
+        return _load(path, model, optimizer, scheduler, strict=strict, backend=backend, device=device)
+    except CheckpointError as exc:
+        if exc.path is None:  # every refusal names the file, as an attribute too
+            exc.path = Path(os.fspath(path))
+        raise
+
+
+def _load(
+    path: str | os.PathLike[str],
+    model: Any = None,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    *,
+    strict: bool = True,
+    backend: Any = None,
+    device: Any = None,
+) -> Checkpoint:
+    """:func:`load_checkpoint` without the final naming of the path."""
     path = Path(os.fspath(path))
     if not path.exists():
         raise FileNotFoundError(
