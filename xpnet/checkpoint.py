@@ -15,8 +15,15 @@ Guarantees
   ``kill -9`` or an exception mid-save leaves the previous checkpoint intact.
 * **Pickle-free**: arrays are loaded with ``allow_pickle=False`` and object dtypes are
   refused on both sides.
-* **Checked**: truncated, corrupt (zip CRC), tampered (digest), foreign or too-new files
-  raise :class:`CheckpointError` naming the file and the problem.
+* **Checked**: truncated, corrupt (zip CRC), tampered (digests over the arrays and the
+  metadata), foreign or too-new files, and state of the wrong type, shape or dtype for
+  the optimizer/scheduler raise :class:`CheckpointError` naming the file, the entry and
+  the problem; no other exception type escapes from a malformed file.
+* **Bounded**: member count, metadata size and depth, and every member's declared and
+  actual size are checked against fixed caps or the metadata's shapes before the work
+  they cost is done.
+* **Finite**: weights holding NaN or inf are never written unless asked
+  (``allow_nonfinite=True``).
 * **Cross-backend**: values are stored on the host, and loading goes through
   ``Module.load_state_dict`` / ``Optimizer.load_state_dict``, which keep the target's
   backend and device. A checkpoint written from torch on a GPU loads bit-identically into
