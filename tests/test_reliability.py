@@ -117,3 +117,86 @@ def test_guard_costs_one_copy_per_epoch(monkeypatch):
     fit(model, MSELoss(), SGD(model.parameters(), lr=1e-3), X, y, epochs=4, batch_size=4,
         callbacks=[NaNGuard()], verbose=0)
     assert len(calls) == 4 + 1  # one per epoch, plus the initial weights
+
+
+# ----------------------------------------------------------------------------- saves clean up
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getuid"), reason="POSIX locks")
+def test_next_save_removes_stale_temporaries_of_its_own_only(tmp_path):
+    import fcntl
+    import os
+
+    model = xpnet.Sequential(xpnet.Linear(2, 2, generator=0))
+    stale = tmp_path / ".c.npz.abcd_123.tmp"  # what a kill -9 mid-save leaves
+    stale.write_bytes(b"PK\x03\x04half")
+    live = tmp_path / ".c.npz.live0000.tmp"  # another process saving right now
+    live.write_bytes(b"PK\x03\x04")
+    others = [tmp_path / n for n in (".d.npz.abcd_123.tmp", "c.npz.tmp", ".c.npz.toolongname.tmp", "notes.txt")]
+    for o in others:
+        o.write_bytes(b"x")
+    fd = os.open(live, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        save_checkpoint(tmp_path / "c.npz", model)
+    finally:
+        os.close(fd)
+    assert not stale.exists() and live.exists() and all(o.exists() for o in others)
+    save_checkpoint(tmp_path / "c.npz", model)  # the lock died with its holder
+    assert not live.exists()
+    assert load_checkpoint(tmp_path / "c.npz").epoch == 0
+
+
+def test_disk_full_and_permission_errors_name_the_target(tmp_path, monkeypatch):
+    import errno
+
+    import xpnet.checkpoint as ckmod
+
+    model = xpnet.Sequential(xpnet.Linear(2, 2, generator=0))
+
+    def full(f, entries):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckmod, "_write_npz", full)
+    with pytest.raises(OSError, match=r"cannot write '.*c\.npz': No space left on device\. Hint: free disk") as info:
+        save_checkpoint(tmp_path / "c.npz", model)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "c.npz")
+    monkeypatch.undo()
+
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / ".c.npz.x.tmp"))
+
+    monkeypatch.setattr(ckmod.tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError, match=r"cannot write '.*c\.npz'.*is writable") as info:
+        save_checkpoint(tmp_path / "c.npz", model)
+    assert ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_save_into_unwritable_directory_fails_before_training(tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    from xpnet import cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    assert cli.main(["train", "xor", "--epochs", "1", "--save", "out/../c.npz"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing loaded or trained
+    assert "--save: cannot write to directory" in captured.err and "Permission denied" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_cli_metrics_json_pointing_at_a_directory(tmp_path, monkeypatch, capsys):
+    from xpnet import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    assert cli.main(["train", "xor", "--epochs", "1", "--metrics-json", "m"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--metrics-json: 'm' is a directory" in captured.err

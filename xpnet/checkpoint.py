@@ -33,12 +33,14 @@ Guarantees
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import hmac
 import json
 import math
 import os
 import re
+import stat as stat_mod
 import struct
 import tempfile
 import zipfile
@@ -51,6 +53,11 @@ from typing import Any
 import numpy as np
 
 from . import _backend
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, stale temporaries are left alone
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "FORMAT_NAME",
@@ -419,6 +426,77 @@ def _write_npz(f: Any, entries: dict[str, np.ndarray]) -> None:
     np.savez(f, **entries)
 
 
+def _tmp_pattern(path: Path) -> re.Pattern[str]:
+    # tempfile.mkstemp(prefix=".<name>.", suffix=".tmp") adds 8 characters of [a-z0-9_].
+    return re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp")
+
+
+def _lock(fd: int, blocking: bool) -> bool:
+    """An exclusive advisory lock on ``fd`` (POSIX); False when another process holds it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError:  # held elsewhere (BlockingIOError), or a file system without locks
+        return False
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries that killed saves to ``path`` left behind; return them.
+
+    Only files named as :func:`_atomic_write` names its own (``.<name>.<8 chars>.tmp``)
+    next to ``path`` are considered, and only those no live writer holds: every writer
+    keeps an exclusive ``flock`` on its temporary until it is renamed, and the lock dies
+    with the process. Without ``fcntl`` (Windows) nothing is removed.
+    """
+    if fcntl is None:
+        return []
+    pattern = _tmp_pattern(path)
+    removed = []
+    try:
+        names = [n for n in os.listdir(path.parent) if pattern.fullmatch(n)]
+    except OSError:
+        return []
+    for name in names:
+        stale = path.parent / name
+        try:
+            fd = os.open(stale, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            if _lock(fd, blocking=False):
+                # Still the same file under that name: then nobody can be writing it.
+                if os.stat(stale, follow_symlinks=False).st_ino == st.st_ino:
+                    stale.unlink()
+                    removed.append(stale)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _os_error(exc: OSError, path: Path) -> OSError:
+    """The same kind of OSError, naming the checkpoint rather than the temporary file."""
+    hints = {
+        errno.ENOSPC: "free disk space or save elsewhere",
+        errno.EDQUOT: "free disk space (quota) or save elsewhere",
+        errno.EACCES: f"check that the directory {str(path.parent)!r} is writable",
+        errno.EPERM: f"check that the directory {str(path.parent)!r} is writable",
+        errno.EROFS: "the file system is read-only; save elsewhere",
+    }
+    hint = hints.get(exc.errno or -1, "check the disk and the directory")
+    what = exc.strerror or str(exc)
+    new = type(exc)(exc.errno, f"save_checkpoint: cannot write {str(path)!r}: {what}. Hint: {hint}; "
+                    f"the previous checkpoint (if any) is intact")
+    new.filename = str(path)
+    return new
+
+
 def _atomic_write(path: Path, entries: dict[str, np.ndarray]) -> None:
     directory = path.parent
     if path.is_dir():
@@ -432,22 +510,44 @@ def _atomic_write(path: Path, entries: dict[str, np.ndarray]) -> None:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = 0o666 & ~_umask()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
+    _remove_stale_temporaries(path)
+    for _ in range(3):
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise _os_error(exc, path) from exc
+        tmp = Path(tmp_name)
+        # Held until the file is closed: marks the temporary as live for the cleanup of
+        # other saves. A cleanup may have removed it in the instant before the lock.
+        _lock(fd, blocking=True)
+        try:
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise OSError(errno.EAGAIN, f"save_checkpoint: cannot create a temporary file next to {str(path)!r}")
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, entries)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+            if os.name != "nt":  # rename while still locked (Windows cannot rename open files)
+                os.chmod(tmp, mode)
+                os.replace(tmp, path)
+        if os.name == "nt":
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+    except BaseException as exc:
         # KeyboardInterrupt included: never leave a half-written temporary behind when we
-        # still can clean up (a SIGKILL cannot be caught; its temporary stays, harmless).
+        # still can clean up (a SIGKILL cannot be caught; the next save removes it).
         try:
             tmp.unlink()
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise _os_error(exc, path) from exc
         raise
     _fsync_dir(directory)
 

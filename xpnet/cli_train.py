@@ -321,6 +321,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             parent = os.path.dirname(os.path.abspath(target))
             if not os.path.isdir(parent):
                 raise FileNotFoundError(f"{flag}: directory {parent!r} does not exist")
+            _check_writable(flag, target, parent)
     if args.plot is not None:
         _check_plot_path(args.plot)
     if args.stop_after is not None and args.epochs is not None and args.stop_after > args.epochs:
@@ -328,6 +329,23 @@ def _check_outputs(args: argparse.Namespace) -> None:
             f"argument --stop-after: {args.stop_after} is after the last epoch (--epochs "
             f"{args.epochs}); pass a value <= {args.epochs}, or raise --epochs"
         )
+
+
+def _check_writable(flag: str, target: str, parent: str) -> None:
+    """Create and remove a probe file next to ``target``: permissions, read-only mounts."""
+    if os.path.isdir(target):
+        raise _UsageError(f"argument {flag}: {target!r} is a directory; pass a file path")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".xpnet-probe-", dir=parent)
+    except OSError as exc:
+        raise PermissionError(
+            exc.errno, f"{flag}: cannot write to directory {parent!r} ({exc.strerror}); "
+            f"nothing was trained. Hint: choose a writable directory"
+        ) from exc
+    os.close(fd)
+    os.remove(probe)
 
 
 def _load_data(
