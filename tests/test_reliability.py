@@ -200,3 +200,138 @@ def test_cli_metrics_json_pointing_at_a_directory(tmp_path, monkeypatch, capsys)
     assert cli.main(["train", "xor", "--epochs", "1", "--metrics-json", "m"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "--metrics-json: 'm' is a directory" in captured.err
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+@pytest.fixture(scope="module")
+def xor_ckpt(tmp_path_factory):
+    from xpnet import cli
+
+    path = tmp_path_factory.mktemp("cli") / "x.npz"
+    assert cli.main(["train", "xor", "--epochs", "1", "-q", "--save", str(path)]) == 0
+    return path
+
+
+def _cli_error(capsys, argv, code=1):
+    import warnings
+
+    from xpnet import cli
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning may come before the error line
+        assert cli.main(argv) == code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xpnet: error: ") and "unexpected" not in err, err
+    return lines[0]
+
+
+def test_cli_bad_files_get_one_line_naming_file_and_problem(tmp_path, capsys, xor_ckpt):
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(b"a,b,y\n1.0,2.0,0\n3.0,4.0,1\n\xe9,1,0\n")
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2)))
+    np.save(tmp_path / "str.npy", np.array(["a", "b"]))
+    np.save(tmp_path / "zero.npy", np.array(1.0))
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }" + " " * 20000 + "\n"
+    import struct
+
+    huge = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header.encode() + np.ones(4).tobytes()
+    (tmp_path / "huge.npy").write_bytes(huge)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as zf:
+        zf.writestr("X.npy", huge)
+        zf.writestr("y.npy", huge)
+    ck = str(xor_ckpt)
+    cases = [
+        (["train", "--data", str(latin), "--epochs", "1"], "not UTF-8 text (byte 0xe9 on line 4)"),
+        (["train", "--data", str(binary), "--epochs", "1"], "not a text file"),
+        (["predict", ck, "--data", str(latin)], "not UTF-8 text"),
+        (["predict", ck, "--data", str(binary)], "not a text file"),
+        (["predict", ck, "--data", str(tmp_path / "empty.npy")], "holds no samples"),
+        (["predict", ck, "--data", str(tmp_path / "str.npy")], "expected a numeric array, got dtype <U1"),
+        (["predict", ck, "--data", str(tmp_path / "zero.npy")], "holds a single number (a 0-d array)"),
+        (["predict", ck, "--data", str(tmp_path / "huge.npy")], "array header of 20,"),
+        (["train", "--data", str(tmp_path / "huge.npz"), "--epochs", "1"], "array header of 20,"),
+    ]
+    for argv, needle in cases:
+        line = _cli_error(capsys, argv)
+        assert needle in line, (argv, line)
+        assert any(part in line for part in (argv[2], argv[3], "huge.npz", "latin1.csv", "bin.csv")), line
+
+
+def test_cli_absurd_hidden_sizes_are_refused_before_allocating(capsys):
+    line = _cli_error(capsys, ["train", "xor", "--hidden", "100000000,100000000", "--epochs", "1"])
+    assert "--hidden" in line and "GiB" in line and "more than this machine" in line
+
+
+def test_cli_memory_error_is_one_line(capsys, monkeypatch):
+    from xpnet import cli
+
+    def boom(args):
+        raise MemoryError("Unable to allocate 71.1 PiB")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_func(parser(), boom))
+    line = _cli_error(capsys, ["train", "xor"])
+    assert "out of memory (Unable to allocate 71.1 PiB)" in line and "--hidden" in line
+
+
+def _with_func(parser, func):
+    real = parser.parse_args
+
+    def parse(argv):
+        ns = real(argv)
+        ns.func = func
+        return ns
+
+    parser.parse_args = parse
+    return parser
+
+
+def test_api_messages():
+    from xpnet import _backend
+
+    model = xpnet.Sequential(xpnet.Linear(2, 1, generator=0))
+    X, y = np.ones((4, 2), np.float32), np.ones((4, 1), np.float32)
+    with pytest.raises(TypeError, match=r"Sequential: expected an array of inputs, got float 1\.0\. Hint"):
+        model(1.0)
+    with pytest.raises(TypeError, match=r"unsupported dtype 'float128' \(float128/long double is a NumPy"):
+        xpnet.asarray(X, dtype="float128")
+    with pytest.raises(TypeError, match="unsupported dtype 'sin'"):
+        xpnet.asarray(X, dtype="sin")  # a NumPy attribute, not a dtype
+    with pytest.raises(TypeError, match=r"loss_fn must be a loss object, got str 'ce'.*CrossEntropyLoss\(\)"):
+        fit(model, "ce", SGD(model.parameters(), lr=0.1), X, y, epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="loss_fn must be a loss object"):
+        fit(model, loss_fn="ce", optimizer=SGD(model.parameters(), lr=0.1), X=X, y=y, epochs=1, verbose=0)
+    for backend in ("numpy", "torch"):
+        if backend == "torch":
+            pytest.importorskip("torch")
+        with pytest.raises(TypeError, match="dtype object .*np.asarray\\(X, dtype=np.float32\\)"):
+            xpnet.asarray(np.array([1, "a"], dtype=object), backend)
+    y_bad = y.copy()
+    y_bad[2, 0] = np.inf
+    with pytest.raises(ValueError, match=r"y contains NaN or infinite values \(1 samples, first at index 2\)"):
+        fit(model, MSELoss(), SGD(model.parameters(), lr=0.1), X, y_bad, epochs=1, verbose=0)
+    pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match="has no float64. Hint: pass dtype='float32'"):
+        xpnet.asarray(X.astype(np.float64), "array_api_strict", device="no_float64")
+    assert xpnet.asarray(X, "array_api_strict", device="no_float64", dtype="float32").shape == (4, 2)
+    assert _backend.dtype_name(np.dtype("uint8")) == "uint8"
+    assert _backend.dtype_name(np.dtype("int8")) == "int8"
+
+
+@pytest.mark.parametrize("name", ["uint8", "uint16", "uint32", "uint64", "int8", "int64", "float16", "float64", "bool", "complex64"])
+def test_dtype_name_on_every_backend(name):
+    from xpnet import _backend
+
+    assert _backend.dtype_name(np.dtype(name)) == name
+    torch = pytest.importorskip("torch")
+    assert _backend.dtype_name(getattr(torch, name)) == name
+    xps = pytest.importorskip("array_api_strict")
+    if name != "float16":  # not an Array API dtype
+        assert _backend.dtype_name(getattr(xps, name)) == name

@@ -10,6 +10,7 @@ dependency graph: nothing here imports another xpnet module.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from typing import Any
 
@@ -192,12 +193,20 @@ def backend_name(xp: Namespace) -> str:
     return getattr(xp, "__name__", repr(xp))
 
 
+# Dtype names the Array API standard defines: the only names resolve_dtype looks up.
+_DTYPE_NAMES = (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+)
+_DTYPE_NAME_RE = re.compile(r"(?<![a-z0-9])(bool|u?int(?:8|16|32|64)|b?float(?:16|32|64)|complex(?:64|128))(?![0-9])")
+
+
 def resolve_dtype(xp: Namespace, dtype: Any) -> Any:
     """Turn ``"float32"``, ``"float64"``, a NumPy dtype or an ``xp`` dtype into ``xp``'s dtype."""
     if dtype is None:
         return xp.float32
     if isinstance(dtype, str):
-        name = dtype
+        name = dtype if dtype in _DTYPE_NAMES else None
     elif isinstance(dtype, (np.dtype, type)) and dtype in (np.float32, np.float64, np.float16):
         name = np.dtype(dtype).name
     else:
@@ -206,8 +215,11 @@ def resolve_dtype(xp: Namespace, dtype: Any) -> Any:
             if hasattr(xp, cand) and dtype == getattr(xp, cand):
                 return dtype
     if name is None or not hasattr(xp, name):
+        hint = ""
+        if "128" in str(dtype) and "complex" not in str(dtype) or "longdouble" in str(dtype):
+            hint = " (float128/long double is a NumPy extension that no other backend has)"
         raise TypeError(
-            f"unsupported dtype {dtype!r}; expected 'float32' or 'float64' "
+            f"unsupported dtype {dtype!r}{hint}; expected 'float32' or 'float64' "
             f"(or the backend's own float dtype)"
         )
     return getattr(xp, name)
@@ -224,12 +236,10 @@ def resolve_float_dtype(xp: Namespace, dtype: Any) -> Any:
 
 
 def dtype_name(dtype: Any) -> str:
-    """Portable name of a dtype (``"float32"``), whatever namespace it belongs to."""
+    """Portable name of a dtype (``"float32"``, ``"uint8"``), whatever namespace it belongs to."""
     text = str(dtype)
-    for cand in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"):
-        if cand in text:
-            return cand
-    return text
+    m = _DTYPE_NAME_RE.search(text)
+    return m.group(1) if m else text
 
 
 def supports_float64(xp: Namespace, device: Any = None) -> bool:
@@ -332,6 +342,12 @@ def asarray(
     elif not is_array(data):
         data = np.asarray(data)
         # Python floats become float64 on the host; keep that unless dtype says otherwise.
+    if isinstance(data, np.ndarray) and data.dtype.kind not in "biufc":
+        raise TypeError(
+            f"asarray: cannot move a NumPy array of dtype {data.dtype} (Python objects, "
+            f"strings or records) onto a backend. Hint: convert it first, e.g. "
+            f"np.asarray(X, dtype=np.float32); look for strings or None among the values"
+        )
     target_dtype = None if dtype is None else resolve_dtype(xp, dtype)
     if isinstance(data, np.ndarray) and target_dtype is not None:
         # Cast on the host so every backend receives bit-identical values.
@@ -345,7 +361,18 @@ def asarray(
         # array_api_strict accepts buffers; a C-ordered array avoids negative strides.
         # (np.ascontiguousarray would turn a 0-d array into shape (1,).)
         data = np.asarray(data, order="C")
-    return xp.asarray(data, **kwargs)
+    try:
+        return xp.asarray(data, **kwargs)
+    except Exception as exc:
+        # The usual cause on the accelerators: a device without float64 (MPS, some TPUs,
+        # array-api-strict's no_float64). Probe only after the failure: no cost otherwise.
+        wanted = dtype_name(target_dtype if target_dtype is not None else getattr(data, "dtype", ""))
+        if wanted == "float64" and not supports_float64(xp, device):
+            raise ValueError(
+                f"asarray: the device {kwargs.get('device', default_device(xp))} of "
+                f"{backend_name(xp)} has no float64. Hint: pass dtype='float32'"
+            ) from exc
+        raise
 
 
 def to_device(x: Array, device: Any) -> Array:

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,27 @@ def channel_sizes(text: str) -> tuple[int, ...]:
     if not sizes or any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"channel counts must be positive, got {text!r}")
     return sizes
+
+
+def check_model_size(sizes: Sequence[int], dtype: str) -> None:
+    """Refuse, before allocating anything, an MLP that cannot fit in this machine's memory.
+
+    Training holds the weights, their gradients and up to two optimizer moments: about
+    four copies of the parameters.
+    """
+    params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    need = 4 * params * np.dtype(dtype).itemsize
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        ram = 1 << 50
+    if need > ram:
+        raise CLIError(
+            f"--hidden: layer sizes {list(sizes)} make {params:,} parameters, about "
+            f"{need / 2**30:,.1f} GiB to train ({dtype} weights, gradients and optimizer "
+            f"state), more than this machine's {ram / 2**30:,.1f} GiB of memory. Hint: use "
+            f"narrower layers, e.g. --hidden 256,128"
+        )
 
 
 def _int_at_least(lo: int, what: str) -> Callable[[str], int]:

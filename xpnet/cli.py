@@ -387,8 +387,20 @@ def _predict_inputs(path: str, n_features: int, task: str | None = None) -> np.n
     if path.endswith(".npy"):
         try:
             X = np.load(path, allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, OSError, EOFError) as exc:
+            if "max_header_size" in str(exc) or "Header info length" in str(exc):
+                from .data.files import npy_header_problem
+
+                raise CLIError(f"{path}: {npy_header_problem(exc)}") from None
             raise CLIError(f"{path}: not a readable .npy array ({exc})") from None
+        if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
+            what = type(X).__name__ if not isinstance(X, np.ndarray) else f"dtype {X.dtype}"
+            raise CLIError(f"{path}: expected a numeric array, got {what}")
+        if X.ndim == 0:
+            raise CLIError(f"{path}: holds a single number (a 0-d array); expected samples of "
+                           f"{n_features} features, shape (n, {n_features}) or ({n_features},)")
+        if X.size == 0:
+            raise CLIError(f"{path}: holds no samples (shape {X.shape})")
         X = np.asarray(X, dtype=np.float64)
         return X.reshape(X.shape[0], -1) if X.ndim > 1 else X[None, :]
     if path.endswith(".csv"):
@@ -407,8 +419,13 @@ def _predict_inputs(path: str, n_features: int, task: str | None = None) -> np.n
 
 def _read_csv_matrix(path: str) -> np.ndarray:
     """All numeric columns of a CSV file (an optional header row is skipped)."""
-    with open(path, encoding="utf-8") as fh:
-        lines = [ln.strip() for ln in fh if ln.strip()]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = [ln.strip() for ln in fh if ln.strip()]
+    except UnicodeDecodeError as exc:
+        from .data.files import text_decode_problem
+
+        raise CLIError(text_decode_problem(path, exc)) from None
     if not lines:
         raise CLIError(f"{path}: the file is empty")
     delim = ";" if lines[0].count(";") > lines[0].count(",") else ","
@@ -551,6 +568,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit:
         raise
+    except MemoryError as exc:
+        if debug:
+            raise
+        print(f"{PROG}: error: out of memory ({_one_line(exc) or 'MemoryError'}). Hint: use "
+              f"narrower --hidden layers, a smaller --batch-size, or less data", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback without --debug
         if debug:
             raise

@@ -41,6 +41,7 @@ from ._cli_common import (
     _usable_dtype,
     _UsageError,
     _write_json,
+    check_model_size,
     make_optimizer,
 )
 
@@ -485,6 +486,7 @@ def _build(r: _Run) -> None:
     if cfg["arch"] == "cnn":
         r.model = model_from_config(r.hp["model"], generator=r.generator)
     else:
+        check_model_size(r.hp["model"]["sizes"], cfg["dtype"])
         r.model = mlp(r.hp["model"]["sizes"], cfg["activation"], dtype=cfg["dtype"],
                       generator=r.generator, init=cfg["init"])
     r.model.to(r.xp, device=r.dev)

@@ -13,6 +13,8 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from . import _backend
 
 __all__ = ["Parameter", "Module"]
@@ -238,6 +240,13 @@ class Module:
         self.backward(dy)
 
     def __call__(self, x: Array) -> Array:
+        if isinstance(x, (int, float, complex, str, np.generic)):
+            # A bare number is never a batch; without this it fails deep inside the layer.
+            raise TypeError(
+                f"{type(self).__name__}: expected an array of inputs, got {type(x).__name__} "
+                f"{x!r}. Hint: pass a batch, e.g. xpnet.asarray([[...]]) or a NumPy array of "
+                f"shape (batch, features)"
+            )
         return self.forward(x)
 
     # ------------------------------------------------------------------ saved passes

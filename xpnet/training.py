@@ -221,8 +221,10 @@ def _validate_values(
     if xp.isdtype(y.dtype, "bool"):
         return
     if not integral and host[1] != 1.0:
+        rows = np.flatnonzero(~np.all(np.isfinite(_backend.to_numpy(y).reshape(y.shape[0], -1)), axis=1))
         raise ValueError(
-            f"{who}: {pre}y contains NaN or infinite values. Hint: drop those samples"
+            f"{who}: {pre}y contains NaN or infinite values ({rows.size} samples, first at "
+            f"index {int(rows[0]) if rows.size else '?'}). Hint: drop those samples"
         )
     lo, hi = float(host[-2]), float(host[-1])
     if integral and kind == "ce":
@@ -251,6 +253,11 @@ def _validate_dataset(
     model: Module, loss_fn: Any, X: Any, y: Any | None, *, who: str, what: str, values: bool
 ) -> Any:
     pre = f"{what} " if what else ""
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(
+            f"{who}: loss_fn must be a loss object, got {type(loss_fn).__name__} {loss_fn!r}. "
+            f"Hint: pass an instance such as xpnet.losses.CrossEntropyLoss() or MSELoss()"
+        )
     if y is None:
         raise TypeError(
             f"{who}: {pre}targets y are required, got None. Hint: predict(model, X) needs no targets"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -168,6 +169,8 @@ def _load_npz(path: Path, target: Any, task: str | None) -> Dataset:
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"{who}: not a readable .npz file ({type(exc).__name__}: {exc})") from exc
     except ValueError as exc:
+        if "max_header_size" in str(exc) or "Header info length" in str(exc):
+            raise ValueError(f"{who}: {npy_header_problem(exc)}") from None
         if "pickle" in str(exc):
             raise ValueError(
                 f"{who}: the file holds object (pickled) arrays, which are never loaded for "
@@ -189,6 +192,29 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def npy_header_problem(exc: Exception) -> str:
+    """One sentence for NumPy's refusal of an oversized ``.npy`` header."""
+    m = re.search(r"Header info length \((\d+)\)", str(exc))
+    size = f" of {int(m.group(1)):,} bytes" if m else ""
+    return (
+        f"an array header{size} is larger than NumPy reads from untrusted files (10,000 "
+        f"bytes); the file is damaged or was not written by np.save/np.savez"
+    )
+
+
+def text_decode_problem(path: Path | str, exc: UnicodeDecodeError) -> str:
+    """One sentence for a text file that is not UTF-8: Latin-1 text, or binary data."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    line = head[: exc.start].count(b"\n") + 1
+    if b"\0" in head:
+        return f"{path} is not a text file (it holds binary data, NUL bytes)"
+    return (
+        f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}). "
+        f"Hint: convert it, e.g. iconv -f latin1 -t utf-8 {path} > converted.csv"
+    )
+
+
 def _load_text(
     path: Path, target: Any, task: str | None, delimiter: str | None, header: bool | None
 ) -> Dataset:
@@ -196,12 +222,17 @@ def _load_text(
     if delimiter is None:
         delimiter = _TEXT_SUFFIXES.get(path.suffix.lower()) or ","
     rows: list[tuple[int, list[str]]] = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        for row in reader:
-            if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
-                continue  # blank lines and '#' comments
-            rows.append((reader.line_num, [c.strip() for c in row]))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            for row in reader:
+                if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+                    continue  # blank lines and '#' comments
+                rows.append((reader.line_num, [c.strip() for c in row]))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{who}: {text_decode_problem(path, exc)}") from None
+    except csv.Error as exc:
+        raise ValueError(f"{who}: not a readable text table ({exc}); is it a binary file?") from None
     if not rows:
         raise ValueError(f"{who}: the file has no data rows")
     first_line, first = rows[0]
