@@ -13,8 +13,6 @@ from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
-
 from . import _backend
 
 __all__ = ["Parameter", "Module"]
@@ -240,7 +238,7 @@ class Module:
         self.backward(dy)
 
     def __call__(self, x: Array) -> Array:
-        if isinstance(x, (int, float, complex, str, np.generic)):
+        if isinstance(x, (int, float, complex, str)):
             # A bare number is never a batch; without this it fails deep inside the layer.
             raise TypeError(
                 f"{type(self).__name__}: expected an array of inputs, got {type(x).__name__} "
