@@ -366,9 +366,18 @@ def _fit_scaler(X: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-feature mean and scale (constant features get scale 1), as JSON-able lists."""
     from .data import StandardScaler
 
-    sc = StandardScaler().fit(X)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, in one line
+        sc = StandardScaler().fit(X)
     mean = np.asarray(getattr(sc, "mean_", getattr(sc, "mean", None)), dtype=np.float64)
     scale = np.asarray(getattr(sc, "scale_", getattr(sc, "scale", None)), dtype=np.float64)
+    bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(scale)))
+    if bad.size:
+        col = int(bad[0])
+        raise CLIError(
+            f"feature {col} has values too large to standardize (largest magnitude "
+            f"{float(np.max(np.abs(X[:, col]))):.3g}; its mean or spread overflows float64). "
+            f"Hint: rescale that column, or pass --no-standardize"
+        )
     return mean.reshape(-1).tolist(), scale.reshape(-1).tolist()
 
 
@@ -381,7 +390,8 @@ def _apply_scaler(X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
         raise CLIError(
             f"the data has {X.shape[1]} features but the model was trained on {mean.shape[0]}"
         )
-    return (X - mean) / scale
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite results are reported by the caller
+        return (X - mean) / scale
 
 
 def _make_loss(task: str) -> Any:

@@ -452,6 +452,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     X = _predict_inputs(args.data, n_features, hp.get("task"))
     _check_finite(X, args.data)
     X = _apply_scaler(X, hp)
+    with np.errstate(over="ignore"):
+        _check_finite(X.astype(hp["model"]["dtype"]), f"{args.data} (standardized, in {hp['model']['dtype']})")
     if X.shape[1] != n_features:
         raise CLIError(f"{args.data}: the data has {X.shape[1]} features but the model expects "
                        f"{n_features}")
