@@ -115,7 +115,7 @@ def test_member_replaced_by_non_npy_bytes(tmp_path, good):
     _, data, *_ = good
     for member in (META_KEY, "model/0.weight"):
         m = _members(data)
-        m[member + ".npy"] = b"not an npy file at all"
+        m[member + ".npy"] = b"not an npy file at all" * 10
         err = _refused(tmp_path, _zip(m.items()), "not an .npy array", member)
         assert err.member == member
 
@@ -255,6 +255,19 @@ def test_actual_expansion_beyond_the_declared_size_is_refused(tmp_path, good):
     tracemalloc.start()
     try:
         _refused(tmp_path, bomb, "model/0.weight")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_metadata_shape_beyond_the_member_is_refused_before_allocating(tmp_path, good):
+    _, data, *_ = good
+    meta = _meta(data)
+    meta["arrays"]["model/0.weight"]["shape"] = [1 << 28, 4]  # 4 GiB of float32
+    tracemalloc.start()
+    try:
+        _refused(tmp_path, _with_meta(data, "", redigest=meta), "model/0.weight", "needs 4294967296")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -807,6 +807,12 @@ def _check_member_info(path: Path, info: zipfile.ZipInfo, name: str, nbytes: int
             f"a header of at most {_MAX_NPY_HEADER})",
             member=name,
         )
+    if name != META_KEY and info.file_size < nbytes:
+        raise _fail(
+            path,
+            f"declares {info.file_size} bytes but the metadata's shape for it needs {nbytes}",
+            member=name,
+        )
     if info.compress_size > size or (info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size):
         raise _fail(path, "declared sizes do not fit the file", member=name)
 
@@ -853,14 +859,18 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, na
                 member=name,
             )
         nbytes = math.prod(shape) * dtype.itemsize
-        data = f.read(nbytes)
-        if len(data) != nbytes:
-            raise _fail(path, f"is truncated ({len(data)} of {nbytes} data bytes)", member=name)
+        # Bounded already: by the file's size for a stored member, by the metadata's
+        # shapes for a deflated one (its declared size was checked against them).
+        buf = np.empty(nbytes, dtype=np.uint8)
+        view, got = memoryview(buf), 0
+        while got < nbytes:
+            n = f.readinto(view[got:])
+            if not n:
+                raise _fail(path, f"is truncated ({got} of {nbytes} data bytes)", member=name)
+            got += n
         if f.read(1):  # also reaches the end, where zipfile checks the CRC-32
             raise _fail(path, "has bytes after its array data", member=name)
-    order = "F" if fortran else "C"
-    a = np.frombuffer(data, dtype=dtype).reshape(shape, order=order) if nbytes else np.empty(shape, dtype)
-    return a.copy() if not a.flags.writeable else a
+    return buf.view(dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _read_archive(path: Path, archive: zipfile.ZipFile, size: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
