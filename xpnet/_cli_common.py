@@ -208,6 +208,14 @@ def _resolve_backend(name: str | None, device: str | None) -> tuple[Any, Any]:
 def _to_backend(a: np.ndarray, xp: Any, dev: Any, dtype: str | None = None) -> Any:
     from . import _backend
 
+    if dtype is not None and a.dtype.kind == "f" and np.dtype(dtype).itemsize < a.dtype.itemsize:
+        limit = float(np.finfo(dtype).max)
+        hi = max(float(a.max(initial=0.0)), -float(a.min(initial=0.0)))
+        if hi > limit:
+            raise CLIError(
+                f"values up to {hi:.3g} (after standardizing) do not fit in "
+                f"{dtype} (max {limit:.3g}). Hint: rescale the data, or pass --dtype float64"
+            )
     return _backend.asarray(np.ascontiguousarray(a), xp, device=dev, dtype=dtype)
 
 
