@@ -9,10 +9,29 @@ learning-rate schedulers.
 """
 
 from . import functional, lr_scheduler
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam
 from .optimizer import Optimizer
+from .radam import RAdam
 from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "functional", "lr_scheduler"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Rprop",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "functional",
+    "lr_scheduler",
+]

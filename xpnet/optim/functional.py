@@ -25,7 +25,18 @@ from typing import Any
 
 from .._backend import backend_name, namespace_of
 
-__all__ = ["sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "supports_out"]
+__all__ = [
+    "sgd_step",
+    "adagrad_step",
+    "rmsprop_step",
+    "adam_step",
+    "radam_step",
+    "nadam_step",
+    "adamax_step",
+    "adadelta_step",
+    "rprop_step",
+    "supports_out",
+]
 
 Array = Any
 
@@ -476,3 +487,329 @@ def _adam_update(
     u = exp_avg / denom
     u = _mul(u, step_size, inplace)
     return u, exp_avg, exp_avg_sq, max_exp_avg_sq
+
+
+def _moments(d: Array, exp_avg: Array, exp_avg_sq: Array, beta1: float, beta2: float, inplace: bool) -> tuple[Array, Array]:
+    """Adam's moments: ``m ← m + (1 − β1)(d − m)`` (torch's lerp_), ``v ← β2 v + (1 − β2) d²``."""
+    t = d - exp_avg
+    t = _mul(t, 1.0 - beta1, inplace)
+    exp_avg = _add(exp_avg, t, inplace)
+    exp_avg_sq = _mul(exp_avg_sq, beta2, inplace)
+    t = d * d
+    t = _mul(t, 1.0 - beta2, inplace)
+    exp_avg_sq = _add(exp_avg_sq, t, inplace)
+    return exp_avg, exp_avg_sq
+
+
+def _decayed_grad(
+    p: Array, g: Array, lr: float, weight_decay: float, decoupled: bool, maximize: bool, inplace: bool
+) -> tuple[Array, Array]:
+    """``(p, d)``: AdamW-style ``p ← p (1 − lr λ)`` and ``d = ±g``, or ``d = ±g + λ p``."""
+    if decoupled:
+        if weight_decay != 0:
+            p = _mul(p, 1.0 - lr * weight_decay, inplace)
+        return p, _effective_grad(p, g, 0.0, maximize, inplace)[0]
+    return p, _effective_grad(p, g, weight_decay, maximize, inplace)[0]
+
+
+def radam_step(
+    p: Array,
+    g: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array, Array]:
+    """One RAdam step (torch.optim.RAdam's rule; Liu et al., 2020).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    exp_avg, exp_avg_sq
+        First and second moments ``m``, ``v`` (zeros before the first step).
+    step
+        The 1-based step ``t`` (a Python int: the rectification is decided on the host).
+    lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize
+        As in :class:`xpnet.optim.RAdam`.
+    inplace
+        Update ``p`` and the state arrays in place.
+
+    Returns
+    -------
+    p, exp_avg, exp_avg_sq
+
+    Notes
+    -----
+    With ``d`` as in :func:`adam_step` and the moments updated as there,
+    ``ρ∞ = 2/(1 − β2) − 1`` and ``ρt = ρ∞ − 2t β2ᵗ / (1 − β2ᵗ)``::
+
+        m̂ = m / (1 − β1ᵗ)
+        p ← p − lr m̂ √(1 − β2ᵗ) / (√v + ε) · r_t      if ρt > 5, with
+              r_t = √((ρt − 4)(ρt − 2)ρ∞ / ((ρ∞ − 4)(ρ∞ − 2)ρt))
+        p ← p − lr m̂                                  otherwise (SGD with momentum)
+    """
+    p, d = _decayed_grad(p, g, lr, weight_decay, decoupled_weight_decay, maximize, inplace)
+    exp_avg, exp_avg_sq = _moments(d, exp_avg, exp_avg_sq, beta1, beta2, inplace)
+    bias_correction1 = 1.0 - beta1**step
+    bias_correction2 = 1.0 - beta2**step
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * step * (beta2**step) / bias_correction2
+    u = exp_avg / bias_correction1
+    u = _mul(u, lr, inplace)
+    if rho_t > 5.0:
+        rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) ** 0.5
+        denom = namespace_of(exp_avg_sq).sqrt(exp_avg_sq)
+        denom = _add(denom, eps, inplace)
+        adaptive = bias_correction2**0.5 / denom
+        u = _mul(u, adaptive, inplace)
+        u = _mul(u, rect, inplace)
+    p = _sub(p, u, inplace)
+    return p, exp_avg, exp_avg_sq
+
+
+def nadam_step(
+    p: Array,
+    g: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    *,
+    step: int,
+    mu_product: float,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array, Array, float]:
+    """One NAdam step (torch.optim.NAdam's rule; Dozat, 2016).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    exp_avg, exp_avg_sq
+        First and second moments (zeros before the first step).
+    step
+        The 1-based step ``t``.
+    mu_product
+        ``Π_{k<t} μ_k``, a Python float (1.0 before the first step).
+    lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize
+        As in :class:`xpnet.optim.NAdam`.
+    inplace
+        Update ``p`` and the state arrays in place.
+
+    Returns
+    -------
+    p, exp_avg, exp_avg_sq, mu_product
+        ``mu_product`` now includes ``μ_t``.
+
+    Notes
+    -----
+    ``μ_t = β1 (1 − 0.96^{t ψ} / 2)`` with ``ψ = momentum_decay``; moments as Adam;
+    ``s = √(v / (1 − β2ᵗ)) + ε``::
+
+        p ← p − lr (1 − μ_t) / (1 − Π_{k≤t} μ_k) · d / s
+        p ← p − lr μ_{t+1} / (1 − Π_{k≤t+1} μ_k) · m / s
+    """
+    xp = namespace_of(g)
+    bias_correction2 = 1.0 - beta2**step
+    p, d = _decayed_grad(p, g, lr, weight_decay, decoupled_weight_decay, maximize, inplace)
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+    mu_product = mu_product * mu
+    exp_avg, exp_avg_sq = _moments(d, exp_avg, exp_avg_sq, beta1, beta2, inplace)
+    denom = xp.sqrt(exp_avg_sq / bias_correction2)
+    denom = _add(denom, eps, inplace)
+    u = d / denom
+    u = _mul(u, lr * (1.0 - mu) / (1.0 - mu_product), inplace)
+    p = _sub(p, u, inplace)
+    u = exp_avg / denom
+    u = _mul(u, lr * mu_next / (1.0 - mu_product * mu_next), inplace)
+    p = _sub(p, u, inplace)
+    return p, exp_avg, exp_avg_sq, mu_product
+
+
+def adamax_step(
+    p: Array,
+    g: Array,
+    exp_avg: Array,
+    exp_inf: Array,
+    *,
+    step: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array, Array]:
+    """One Adamax step (torch.optim.Adamax's rule: Adam with the infinity norm).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    exp_avg, exp_inf
+        First moment ``m`` and exponentially weighted infinity norm ``u`` (zeros first).
+    step
+        The 1-based step ``t``.
+    lr, beta1, beta2, eps, weight_decay, maximize
+        As in :class:`xpnet.optim.Adamax`.
+    inplace
+        Update ``p`` and the state arrays in place.
+
+    Returns
+    -------
+    p, exp_avg, exp_inf
+
+    Notes
+    -----
+    With ``d = ±g + λ p``::
+
+        m ← m + (1 − β1)(d − m)
+        u ← max(β2 u, |d| + ε)
+        p ← p − lr / (1 − β1ᵗ) · m / u
+    """
+    xp = namespace_of(g)
+    d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
+    t = d - exp_avg
+    t = _mul(t, 1.0 - beta1, inplace)
+    exp_avg = _add(exp_avg, t, inplace)
+    exp_inf = _mul(exp_inf, beta2, inplace)
+    t = xp.abs(d)
+    t = _add(t, eps, inplace)
+    exp_inf = xp.maximum(exp_inf, t)
+    u = exp_avg / exp_inf
+    u = _mul(u, lr / (1.0 - beta1**step), inplace)
+    p = _sub(p, u, inplace)
+    return p, exp_avg, exp_inf
+
+
+def adadelta_step(
+    p: Array,
+    g: Array,
+    square_avg: Array,
+    acc_delta: Array,
+    *,
+    lr: float = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array, Array]:
+    """One Adadelta step (torch.optim.Adadelta's rule; Zeiler, 2012).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    square_avg, acc_delta
+        Running averages of squared gradients ``v`` and squared updates ``a`` (zeros first).
+    lr, rho, eps, weight_decay, maximize
+        As in :class:`xpnet.optim.Adadelta`.
+    inplace
+        Update ``p`` and the state arrays in place.
+
+    Returns
+    -------
+    p, square_avg, acc_delta
+
+    Notes
+    -----
+    With ``d = ±g + λ p``::
+
+        v ← ρ v + (1 − ρ) d²
+        Δ = √(a + ε) / √(v + ε) · d
+        a ← ρ a + (1 − ρ) Δ²
+        p ← p − lr Δ
+    """
+    xp = namespace_of(g)
+    d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
+    square_avg = _mul(square_avg, rho, inplace)
+    t = d * d
+    t = _mul(t, 1.0 - rho, inplace)
+    square_avg = _add(square_avg, t, inplace)
+    std = xp.sqrt(square_avg + eps)
+    delta = xp.sqrt(acc_delta + eps)
+    delta = _div(delta, std, inplace)
+    delta = _mul(delta, d, inplace)
+    acc_delta = _mul(acc_delta, rho, inplace)
+    t = delta * delta
+    t = _mul(t, 1.0 - rho, inplace)
+    acc_delta = _add(acc_delta, t, inplace)
+    delta = _mul(delta, lr, inplace)
+    p = _sub(p, delta, inplace)
+    return p, square_avg, acc_delta
+
+
+def rprop_step(
+    p: Array,
+    g: Array,
+    prev: Array,
+    step_size: Array,
+    *,
+    etaminus: float = 0.5,
+    etaplus: float = 1.2,
+    step_size_min: float = 1e-6,
+    step_size_max: float = 50.0,
+    maximize: bool = False,
+    inplace: bool = False,
+) -> tuple[Array, Array, Array]:
+    """One Rprop step (torch.optim.Rprop's rule: sign-based, per-coordinate step sizes).
+
+    Parameters
+    ----------
+    p, g
+        Parameter and gradient.
+    prev
+        The previous (masked) gradient (zeros first).
+    step_size
+        Per-coordinate step sizes η (``lr`` everywhere at first).
+    etaminus, etaplus, step_size_min, step_size_max, maximize
+        As in :class:`xpnet.optim.Rprop`.
+    inplace
+        Update ``p`` and the state arrays in place.
+
+    Returns
+    -------
+    p, prev, step_size
+
+    Notes
+    -----
+    With ``d = ±g`` and ``s = sign(d · prev)``, the factor ``f = η+`` where ``s > 0``,
+    ``η−`` where ``s < 0``, else 1::
+
+        η ← clip(η f, step_size_min, step_size_max)
+        d ← 0 where f = η−                 (a sign change: skip this coordinate once)
+        p ← p − sign(d) η
+        prev ← d
+    """
+    xp = namespace_of(g)
+    d = -g if maximize else g
+    s = d * prev
+    f = xp.where(s > 0, etaplus, xp.where(s < 0, etaminus, xp.ones_like(s)))
+    step_size = _mul(step_size, f, inplace)
+    step_size = xp.clip(step_size, step_size_min, step_size_max)
+    d = xp.where(f == etaminus, 0.0, d)
+    u = xp.sign(d) * step_size
+    p = _sub(p, u, inplace)
+    if inplace:
+        prev[...] = d
+    else:
+        prev = d
+    return p, prev, step_size
