@@ -18,6 +18,7 @@ Fan computation follows torch: for a weight of shape ``(out_features, in_feature
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -41,6 +42,11 @@ __all__ = [
     "lecun_normal",
     "lecun_uniform",
     "fan_in_uniform",
+    "trunc_normal",
+    "orthogonal",
+    "eye",
+    "dirac",
+    "sparse",
     "zeros_",
     "ones_",
     "constant_",
@@ -53,6 +59,11 @@ __all__ = [
     "lecun_normal_",
     "lecun_uniform_",
     "fan_in_uniform_",
+    "trunc_normal_",
+    "orthogonal_",
+    "eye_",
+    "dirac_",
+    "sparse_",
 ]
 
 Shape = Sequence[int]
@@ -226,6 +237,110 @@ def fan_in_uniform(shape: Shape, fan_in: int | None = None, generator: Generator
     return uniform(shape, -bound, bound, generator)
 
 
+def trunc_normal(
+    shape: Shape, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+    generator: Generator = None,
+) -> np.ndarray:
+    """Samples from N(mean, std²) truncated to ``[a, b]`` (torch's defaults; a, b absolute).
+
+    Notes
+    -----
+    Rejection sampling: normal draws outside ``[a, b]`` are redrawn until none is left,
+    which samples the truncated distribution exactly. When ``[a, b]`` holds less than 1%
+    of the mass, the inverse CDF of uniform draws in ``[Φ(a'), Φ(b')]`` is used instead
+    (``statistics.NormalDist``). torch draws with the inverse CDF always; the
+    distributions are the same, the numbers for a seed are not (torch's generator differs
+    anyway).
+    """
+    if std < 0 or not a < b:
+        raise ValueError(f"trunc_normal: need std >= 0 and a < b, got std={std}, a={a}, b={b}")
+    g, shape = resolve_generator(generator), _shape(shape)
+    if std == 0:
+        return np.full(shape, min(max(float(mean), a), b))
+    unit = statistics.NormalDist()
+    lo, hi = unit.cdf((a - mean) / std), unit.cdf((b - mean) / std)
+    if hi - lo < 0.01:
+        u = g.uniform(lo, hi, size=shape)
+        z = np.vectorize(lambda p: unit.inv_cdf(min(max(p, 1e-300), 1 - 1e-16)), otypes=[float])(u)
+        return np.clip(mean + std * z, a, b)
+    out = g.normal(mean, std, size=shape)
+    bad = (out < a) | (out > b)
+    while bad.any():
+        out[bad] = g.normal(mean, std, size=int(bad.sum()))
+        bad = (out < a) | (out > b)
+    return out
+
+
+def orthogonal(shape: Shape, gain: float = 1.0, generator: Generator = None) -> np.ndarray:
+    """A (semi-)orthogonal matrix (Saxe et al., 2014), torch's construction.
+
+    The weight is viewed as ``(rows, cols) = (shape[0], prod(shape[1:]))``. A standard
+    normal matrix of that shape (transposed when rows < cols) is QR-decomposed, Q's
+    columns are multiplied by ``sign(diag(R))`` (which makes Q Haar-distributed), and the
+    result (transposed back) is scaled by ``gain``: rows (or columns, whichever are
+    fewer) are orthonormal times gain.
+    """
+    shape = _shape(shape)
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal: only weights with 2 or more dimensions are supported, got {shape}")
+    rows = shape[0]
+    cols = math.prod(shape[1:])
+    flat = resolve_generator(generator).standard_normal((rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return (q * gain).reshape(shape)
+
+
+def eye(shape: Shape) -> np.ndarray:
+    """The identity matrix of a 2-D shape (rectangular: ones on the main diagonal), as
+    ``torch.nn.init.eye_``: a linear layer that passes its inputs through."""
+    shape = _shape(shape)
+    if len(shape) != 2:
+        raise ValueError(f"eye: only 2-D weights are supported, got shape {shape}")
+    return np.eye(shape[0], shape[1])
+
+
+def dirac(shape: Shape, groups: int = 1) -> np.ndarray:
+    """The Dirac delta of a 3-, 4- or 5-D convolution weight ``(out, in/groups, *k)``: each
+    of the first ``min(out/groups, in)`` output channels of every group copies one input
+    channel at the kernel's centre, so the convolution preserves its input (torch's
+    ``dirac_``)."""
+    shape = _shape(shape)
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"dirac: only 3, 4 or 5-D weights are supported, got shape {shape}")
+    if groups < 1 or shape[0] % groups:
+        raise ValueError(f"dirac: dim 0 ({shape[0]}) must be divisible by groups ({groups})")
+    out = np.zeros(shape)
+    per_group = shape[0] // groups
+    centre = tuple(k // 2 for k in shape[2:])
+    for grp in range(groups):
+        for d in range(min(per_group, shape[1])):
+            out[(grp * per_group + d, d, *centre)] = 1.0
+    return out
+
+
+def sparse(shape: Shape, sparsity: float, std: float = 0.01, generator: Generator = None) -> np.ndarray:
+    """A 2-D weight from N(0, std²) with ``ceil(sparsity · rows)`` zeros in every column
+    (Martens, 2010; torch's ``sparse_``: the zeros' rows drawn per column without
+    replacement)."""
+    shape = _shape(shape)
+    if len(shape) != 2:
+        raise ValueError(f"sparse: only 2-D weights are supported, got shape {shape}")
+    if not 0.0 <= sparsity <= 1.0:
+        raise ValueError(f"sparse: sparsity must be in [0, 1], got {sparsity}")
+    rows, cols = shape
+    g = resolve_generator(generator)
+    out = g.normal(0.0, std, size=shape)
+    n_zero = int(math.ceil(sparsity * rows))
+    for c in range(cols):
+        out[g.permutation(rows)[:n_zero], c] = 0.0
+    return out
+
+
 # --------------------------------------------------------------------------- in-place forms
 
 
@@ -266,3 +381,8 @@ kaiming_normal_ = _inplace(kaiming_normal)
 lecun_normal_ = _inplace(lecun_normal)
 lecun_uniform_ = _inplace(lecun_uniform)
 fan_in_uniform_ = _inplace(fan_in_uniform)
+trunc_normal_ = _inplace(trunc_normal)
+orthogonal_ = _inplace(orthogonal)
+eye_ = _inplace(eye)
+dirac_ = _inplace(dirac)
+sparse_ = _inplace(sparse)
