@@ -19,7 +19,7 @@ Shapes and dtypes are always checked (that is free). Checks that read array *val
 they run only while ``loss_fn.validate`` is True (the default, for a loss called
 directly). :func:`xpnet.training.fit` validates the whole dataset once and then sets
 ``loss_fn.validate = False`` for the training steps. With validation off, bad values give
-wrong numbers instead of an error (an out-of-range label contributes no target mass), and
+wrong numbers (or an ``IndexError`` from gathering an out-of-range label's entry), and
 ``CrossEntropyLoss`` does not look for an ``ignore_index`` outside ``[0, C)`` (such as the
 default -100): labels are then promised to lie in ``[0, C)``.
 """
@@ -212,7 +212,12 @@ class Loss:
             if scale != 1.0:
                 g = _scale(g, scale, fresh)
             return el, g
-        total = xp.sum(el)
+        return self._reduce_total(xp.sum(el), g, n, scale, fresh=fresh)
+
+    def _reduce_total(
+        self, total: Array, g: Array, n: int, scale: float = 1.0, *, fresh: bool = True
+    ) -> tuple[Array, Array]:
+        """:meth:`_reduce` from the summed loss ``total`` (``"mean"`` or ``"sum"``)."""
         factor = scale / n if self.reduction == "mean" else scale
         if self.reduction == "mean":
             total = total / n
@@ -875,12 +880,49 @@ class CrossEntropyLoss(_ClassLoss):
         log_p = z - xp.log(s)
         p = ez / s
         g = p - t if r is None else p * r - t
-        # A class with log p = -inf (a -inf logit, or -1e308 next to +1e308) and no target
-        # mass adds 0 in torch, which picks the target's log p; 0 * -inf would be NaN.
-        el = -xp.sum(t * xp.where(t == 0, 0.0, log_p), axis=1)
-        if isinstance(d, int) or self.reduction != "mean":
-            return self._reduce(el, g, n, fresh=True, xp=xp)
-        return self._mean_over(xp.sum(el), g, d, m, xp=xp)
+        if labels and not eps:
+            el = self._target_terms(xp, log_p, target, None if w is None else wy, m)
+        else:
+            # A class with log p = -inf (a -inf logit, or -1e308 next to +1e308) and no
+            # target mass adds 0 in torch; 0 * -inf would be NaN.
+            el = -xp.sum(t * xp.where(t == 0, 0.0, log_p), axis=1)
+        if self.reduction == "none":
+            return el, g
+        total = xp.sum(el)
+        if isinstance(d, int) or self.reduction == "sum":
+            return self._reduce_total(total, g, n)
+        return self._mean_over(total, g, d, m, xp=xp)
+
+    def _target_terms(self, xp: Namespace, log_p: Array, target: Array, wy: Array | None, m: Array | None) -> Array:
+        """Per-row ``-w_{y_i} log p_{i, y_i}`` for class labels, by gathering each row's
+        target entry (N values, not N·C: a where over the whole matrix costs ~8 ns per
+        element on NumPy). As in torch, only the target's log p enters, so a -inf
+        elsewhere in the row adds nothing; rows whose label is ignored or outside
+        ``[0, C)`` give 0.
+        """
+        n, c = (int(v) for v in log_p.shape)
+        y = xp.astype(target, xp.int64)
+        starts = self._row_starts(xp, n, c, _backend.device_of(log_p))
+        flat = xp.reshape(log_p, (-1,))
+        if m is None:
+            # Labels checked (validate) or promised (validate=False) to lie in [0, C).
+            lp = xp.take(flat, starts + y)
+            return -lp if wy is None else -(wy[:, 0] * lp)
+        keep = (y >= 0) & (y < c) & (m[:, 0] > 0)
+        # Rows not kept read their first entry (xp.clip costs 30 us in array_api_compat).
+        lp = xp.take(flat, starts + y * xp.astype(keep, xp.int64))
+        el = -lp if wy is None else -(wy[:, 0] * lp)
+        return xp.where(keep, el, 0.0)
+
+    def _row_starts(self, xp: Namespace, n: int, c: int, device: Any) -> Array:
+        """``arange(n) · c`` (int64) on ``device``: flat index of each row's first entry."""
+        key = (id(xp), n, c, device)
+        cached = self.__dict__.get("_row_starts_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        starts = xp.arange(n, dtype=xp.int64, device=device) * c
+        self._row_starts_cache = (key, starts)
+        return starts
 
     @staticmethod
     def _mean_over(total: Array, g: Array, d: Array, m: Array | None, *, xp: Namespace) -> tuple[Array, Array]:
