@@ -253,3 +253,11 @@ def test_constructor_validation_and_repr():
     assert repr(BCELoss(weight=2.0, reduction="none")) == "BCELoss(reduction='none', weight=2.0)"
     assert repr(NLLLoss(ignore_index=0)) == "NLLLoss(ignore_index=0)"
     assert repr(BCEWithLogitsLoss(weight=np.ones(2), pos_weight=3.0)) == "BCEWithLogitsLoss(weight=<array (2,)>, pos_weight=3.0)"
+
+
+def test_ce_without_validation_never_indexes_out_of_bounds(backend):
+    """fit probes the loss's shape checks on one unvalidated sample with validate=False:
+    an out-of-range label must give (wrong) numbers, not an IndexError."""
+    xh = rng(14).standard_normal((3, 3))
+    loss, g = CrossEntropyLoss(validate=False)(backend.asarray(xh), backend.asarray(np.array([5, -1, 2])))
+    assert np.isfinite(backend.to_numpy(loss)) and np.all(np.isfinite(backend.to_numpy(g)))

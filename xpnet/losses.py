@@ -19,7 +19,8 @@ Shapes and dtypes are always checked (that is free). Checks that read array *val
 they run only while ``loss_fn.validate`` is True (the default, for a loss called
 directly). :func:`xpnet.training.fit` validates the whole dataset once and then sets
 ``loss_fn.validate = False`` for the training steps. With validation off, bad values give
-wrong numbers (or an ``IndexError`` from gathering an out-of-range label's entry), and
+wrong numbers instead of an error (an out-of-range label ``y`` is read as class
+``y mod C`` in the loss and contributes no target mass to the gradient), and
 ``CrossEntropyLoss`` does not look for an ``ignore_index`` outside ``[0, C)`` (such as the
 default -100): labels are then promised to lie in ``[0, C)``.
 """
@@ -905,8 +906,10 @@ class CrossEntropyLoss(_ClassLoss):
         starts = self._row_starts(xp, n, c, _backend.device_of(log_p))
         flat = xp.reshape(log_p, (-1,))
         if m is None:
-            # Labels checked (validate) or promised (validate=False) to lie in [0, C).
-            lp = xp.take(flat, starts + y)
+            # Labels checked (validate) or promised (validate=False) to lie in [0, C); the
+            # remainder only keeps a broken promise from indexing out of bounds (fit's
+            # one-sample shape probe runs before the labels are checked).
+            lp = xp.take(flat, starts + xp.remainder(y, c))
             return -lp if wy is None else -(wy[:, 0] * lp)
         keep = (y >= 0) & (y < c) & (m[:, 0] > 0)
         # Rows not kept read their first entry (xp.clip costs 30 us in array_api_compat).
