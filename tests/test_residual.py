@@ -17,8 +17,7 @@ def host(shape, seed=0):
 
 
 def _need_f64(backend):
-    if not backend.supports_float64:
-        pytest.skip(f"{backend.name} has no float64")
+    backend.dtype("float64")  # Float64Unavailable: the plugin skips on float32-only devices
 
 
 def _copy_into_torch(torch, net, tnet):

@@ -611,7 +611,7 @@ class _ClassLoss(Loss):
         return self._forward_kdim(xp, input, target)
 
     def _forward_2d(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _forward_2d()")
 
     def _forward_kdim(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
         """``(N, C, d1, ...)``: class axis last, rows ``(N·d1·..., C)``, and back.
