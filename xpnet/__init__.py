@@ -50,7 +50,7 @@ from .callbacks import (
     NaNGuard,
     NonFiniteLossError,
 )
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, load_model, save_checkpoint
 from .clip import clip_grad_norm_, clip_grad_value_
 from .interop import load_safetensors, save_safetensors
 from .layers import (
@@ -165,6 +165,7 @@ __all__ = [
     "get_rng_state",
     "init",
     "load_checkpoint",
+    "load_model",
     "load_safetensors",
     "manual_seed",
     "metrics",

@@ -45,7 +45,7 @@ import struct
 import tempfile
 import zipfile
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ __all__ = [
     "CheckpointError",
     "array_digest",
     "load_checkpoint",
+    "load_model",
     "meta_digest",
     "save_checkpoint",
 ]
@@ -179,6 +180,27 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def model_config(self) -> dict[str, Any] | None:
+        """The architecture (:func:`xpnet.models.model_config`) saved with the weights, or None.
+
+        Recorded automatically for models built by :func:`xpnet.models.mlp` or
+        :func:`xpnet.models.cnn`; :func:`load_model` rebuilds the model from it.
+        """
+        cfg = self.meta.get("model", {}).get("config")
+        return None if cfg is None else dict(cfg)
+
+    @property
+    def task(self) -> str | None:
+        """``"classification"``, ``"regression"`` or None: what ``save_checkpoint(task=)`` said."""
+        return self.meta.get("model", {}).get("task")
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The original class labels, in output order (``save_checkpoint(classes=)``), or None."""
+        classes = self.meta.get("model", {}).get("classes")
+        return None if classes is None else list(classes)
 
     def generator(self) -> np.random.Generator:
         """A new :class:`numpy.random.Generator` in the saved RNG state.
@@ -358,6 +380,48 @@ def _source_of(model: Any) -> dict[str, Any]:
             "dtype": _backend.dtype_name(p.data.dtype),
         }
     return {"backend": None, "device": None, "dtype": None}
+
+
+_TASKS = ("classification", "regression")
+
+
+def _description(model: Any, task: Any, classes: Any, who: str) -> dict[str, Any]:
+    """``{"config", "task", "classes"}``: what rebuilds and interprets the model (all may be None)."""
+    from .models import config_out_features, model_config
+
+    # mlp()/cnn() record their description; model_config gives the weights' dtype now.
+    config = model_config(model) if getattr(model, "_xpnet_config", None) is not None else None
+    if task is not None and task not in _TASKS:
+        raise ValueError(f"{who}: task must be 'classification', 'regression' or None, got {task!r}")
+    if classes is not None:
+        if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
+            raise TypeError(f"{who}: classes must be a list of labels such as ['cat', 'dog'], got {classes!r}")
+        classes = [c.item() if isinstance(c, np.generic) else c for c in classes]
+        if not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes):
+            raise TypeError(f"{who}: classes must be strings or ints, got {classes!r}")
+        if task == "regression":
+            raise ValueError(f"{who}: classes were given for task='regression'; drop one of them")
+        task = "classification"
+        n_out = None if config is None else config_out_features(config)
+        if n_out is not None and len(classes) != n_out:
+            raise ValueError(
+                f"{who}: {len(classes)} classes were given but the model has {n_out} outputs; "
+                f"pass one label per output, in output order"
+            )
+    return {"config": config, "task": task, "classes": classes}
+
+
+def _check_description(path: Path, model_meta: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint whose model description has the wrong types."""
+    config, task, classes = (model_meta.get(k) for k in ("config", "task", "classes"))
+    if config is not None and not (isinstance(config, dict) and isinstance(config.get("type"), str)):
+        raise _fail(path, "the model's 'config' is not a model description dict", member=META_KEY)
+    if task is not None and task not in _TASKS:
+        raise _fail(path, f"the model's task {task!r} is not one of {_TASKS}", member=META_KEY)
+    if classes is not None and not (
+        isinstance(classes, list) and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes)
+    ):
+        raise _fail(path, "the model's 'classes' is not a list of labels", member=META_KEY)
 
 
 def _check_state_dict(sd: Any, who: str, kind: str) -> Mapping[str, Any]:
@@ -565,6 +629,8 @@ def save_checkpoint(
     metrics: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
     allow_nonfinite: bool = False,
+    task: str | None = None,
+    classes: Sequence[Any] | None = None,
 ) -> Path:
     """Write a model (and optionally its training state) to ``path``, atomically.
 
@@ -601,6 +667,12 @@ def save_checkpoint(
         checkpoint of diverged weights is never what a resume wants. ``True`` writes it
         anyway (to inspect a divergence). Optimizer and scheduler state are not checked
         (``ReduceLROnPlateau`` legitimately starts from ``best = inf``).
+    task
+        ``"classification"`` or ``"regression"``: what the model's outputs are, so that
+        ``xpnet eval`` / ``xpnet predict`` need not guess (see ``docs/checkpoints.md``).
+    classes
+        The original class labels in output order (``["cat", "dog"]``): ``xpnet predict``
+        prints these instead of class indices. Implies ``task="classification"``.
 
     Returns
     -------
@@ -623,6 +695,11 @@ def save_checkpoint(
     flushed, ``fsync``-ed and moved over ``path`` with :func:`os.replace`, and the
     directory is ``fsync``-ed. Readers therefore see either the old file or the new one,
     never a mix, even when the process is killed mid-save.
+
+    A model built by :func:`xpnet.models.mlp` or :func:`xpnet.models.cnn` carries its
+    architecture (:func:`xpnet.models.model_config`, with the dtype the weights have now)
+    into the checkpoint: :func:`load_model` and the ``xpnet`` command rebuild it from the
+    file alone.
     """
     who = "save_checkpoint"
     path = Path(os.fspath(path))
@@ -680,6 +757,7 @@ def save_checkpoint(
             # Which of those entries are buffers (non-trainable state such as BatchNorm's
             # running statistics); absent in checkpoints written before buffers existed.
             "buffers": [n for n in model_sd if n in buffer_names],
+            **_description(model, task, classes, who),
         },
         "optimizer": None if optimizer is None else _optimizer_meta(optimizer, model, arrays, who),
         "scheduler": None,
@@ -1013,6 +1091,7 @@ def _decode_checkpoint(path: Path, meta: dict[str, Any], arrays: dict[str, np.nd
         ):
             raise _fail(path, "the model parameter list does not match the stored arrays")
         model_state = OrderedDict((n, arrays[f"model/{n}"]) for n in params)
+        _check_description(path, meta["model"])
         optimizer_state = None
         opt = meta.get("optimizer")
         if opt is not None:
@@ -1350,6 +1429,52 @@ def load_checkpoint(
         if exc.path is None:  # every refusal names the file, as an attribute too
             exc.path = Path(os.fspath(path))
         raise
+
+
+def load_model(
+    path: str | os.PathLike[str], *, backend: Any = None, device: Any = None, dtype: Any = None
+) -> Any:
+    """Rebuild the model saved in a checkpoint from the architecture recorded with it.
+
+    Parameters
+    ----------
+    path
+        A file written by :func:`save_checkpoint` for a model built by
+        :func:`xpnet.models.mlp` or :func:`xpnet.models.cnn` (or by ``xpnet train``).
+    backend, device, dtype
+        Where to put the model (``model.to(backend, device=, dtype=)``); default NumPy,
+        in the saved dtype.
+
+    Returns
+    -------
+    Module
+        The model with the saved weights, in eval mode.
+
+    Raises
+    ------
+    CheckpointError
+        The file is damaged, or it records no architecture (the model was built by hand):
+        then build the model yourself and call ``load_checkpoint(path, model)``.
+    """
+    from .models import model_from_config
+
+    ckpt = load_checkpoint(path)
+    config = ckpt.model_config
+    if config is None:
+        raise CheckpointError(
+            f"load_model: {os.fspath(path)!r} records no architecture (its model was not built "
+            f"by xpnet.models.mlp or cnn). Hint: build the model yourself and load the weights "
+            f"with load_checkpoint(path, model)", path=Path(os.fspath(path)))
+    try:
+        model = model_from_config(config, generator=0)  # placeholder weights, replaced below
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"load_model: {os.fspath(path)!r}: cannot rebuild its model "
+                              f"({exc})", path=Path(os.fspath(path))) from exc
+    _check_model(Path(os.fspath(path)), ckpt, model, True)
+    model.load_state_dict(OrderedDict((n, a.copy()) for n, a in ckpt.model_state.items()))
+    if backend is not None or device is not None or dtype is not None:
+        model.to(backend, device=device, dtype=dtype)
+    return model.eval()
 
 
 def _load(

@@ -20,29 +20,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from . import cli_train
+from . import cli_train, cli_use
 from ._cli_common import (
     OPTIMIZERS,
     PROG,
     CLIError,
-    _apply_scaler,
-    _check_finite,
-    _dataset_fields,
     _dataset_names,
-    _evaluate,
-    _load_source,
-    _load_test_split,
-    _make_loss,
-    _prepare_labels,
-    _read_meta,
-    _resolve_backend,
-    _split,
-    _to_backend,
-    _usable_dtype,
     _UsageError,
-    _write_json,
     channel_sizes,
     float_in,
     hidden_sizes,
@@ -50,7 +34,7 @@ from ._cli_common import (
     positive_int,
 )
 from .cli_train import ACTIVATIONS, DATASET_DEFAULTS, SCHEDULERS
-from .models import INITS, config_in_features, config_out_features
+from .models import INITS
 
 __all__ = ["main", "build_parser", "DATASET_DEFAULTS", "CLIError"]
 
@@ -204,12 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default=None, choices=("test", "train", "all"),
                    help="which samples: the training run's test or train split, or all (default "
                         "test for the checkpoint's own data, all for other data)")
+    e.add_argument("--task", default=None, choices=("classification", "regression"),
+                   help="what the model predicts, for a checkpoint that does not record it "
+                        "(default: the checkpoint's, else the dataset's)")
     e.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                    help="evaluation batch size (default 256)")
     e.add_argument("--metrics-json", default=None, metavar="PATH",
                    help="write the results as JSON")
     _backend_options(e, with_dtype=False)
-    e.set_defaults(func=_cmd_eval)
+    e.set_defaults(func=cli_use.cmd_eval)
 
     # ---------------------------------------------------------------- predict
     pr = sub.add_parser(
@@ -227,10 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write predictions to .csv or .npy (default: print one per line)")
     pr.add_argument("--proba", action="store_true",
                     help="classification: also write the class probabilities (softmax)")
+    pr.add_argument("--task", default=None, choices=("classification", "regression"),
+                    help="what the model predicts, for a checkpoint that does not record it "
+                         "(default: the checkpoint's, else classification for a classifier "
+                         "head; see docs/cli.md)")
     pr.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                     help="prediction batch size (default 256)")
     _backend_options(pr, with_dtype=False)
-    pr.set_defaults(func=_cmd_predict)
+    pr.set_defaults(func=cli_use.cmd_predict)
 
     # ---------------------------------------------------------------- export
     ex = sub.add_parser(
@@ -244,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz)")
     ex.add_argument("output", metavar="OUT", help="the .safetensors file to write")
-    ex.set_defaults(func=_cmd_export)
+    ex.set_defaults(func=cli_use.cmd_export)
 
     # ---------------------------------------------------------------- parity
     parity = _parity_module()
@@ -277,225 +268,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
     rc = cli_parity.run(args)
     return 0 if rc is None else int(rc)
-
-
-# --------------------------------------------------------------------------- eval / predict
-
-
-def _load_model(path: str, backend: str | None, device: str | None) -> tuple[Any, dict[str, Any], Any, Any]:
-    from .checkpoint import load_checkpoint
-    from .models import model_from_config
-
-    ck = _read_meta(path)
-    hp = dict(ck.hparams)
-    model = model_from_config(hp["model"], generator=0)
-    load_checkpoint(path, model)
-    xp, dev = _resolve_backend(backend, device)
-    dtype = _usable_dtype(xp, dev, hp["model"]["dtype"], "evaluating")
-    if dtype != hp["model"]["dtype"]:
-        hp["model"] = {**hp["model"], "dtype": dtype}
-    model.to(xp, device=dev, dtype=dtype)
-    model.eval()
-    return model, hp, xp, dev
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-    from .interop import state_to_safetensors
-
-    if not os.path.exists(args.checkpoint):
-        raise FileNotFoundError(f"no such checkpoint: {args.checkpoint!r}")
-    parent = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"OUT: directory {parent!r} does not exist")
-    ck = load_checkpoint(args.checkpoint)
-    hp = getattr(ck, "hparams", None) or {}
-    meta = {"xpnet_epoch": str(ck.epoch)}
-    if isinstance(hp, dict) and isinstance(hp.get("model"), dict):
-        meta["xpnet_model"] = hp["model"]  # the architecture, as JSON
-    state_to_safetensors(ck.model_state, args.output, metadata=meta)
-    n = sum(int(np.asarray(a).size) for a in ck.model_state.values())
-    print(f"xpnet: wrote {args.output} ({len(ck.model_state)} tensors, {n} values, "
-          f"torch state_dict names)")
-    return 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    model, hp, xp, dev = _load_model(args.checkpoint, args.backend, args.device)
-    if args.data is not None and args.dataset is not None:
-        raise _UsageError("give either a DATASET name or --data PATH, not both "
-                          "(see 'xpnet eval --help')")
-    own = args.data is None and args.dataset is None
-    if args.data is not None and hp.get("data") and os.path.abspath(args.data) == os.path.abspath(hp["data"]):
-        own = True
-    if args.dataset is not None and args.dataset == hp.get("dataset"):
-        own = True
-    dataset = args.dataset if args.dataset is not None else (None if args.data else hp.get("dataset"))
-    path = args.data if args.data is not None else (None if args.dataset else hp.get("data"))
-    split = args.split or ("test" if own else "all")
-    if split != "all" and not own:
-        raise CLIError("--split test/train needs the checkpoint's own dataset; use --split all")
-    ds = _load_source(dataset, path, hp.get("task"))
-    X, y, _, _ = _dataset_fields(ds)
-    where = path or dataset
-    if y is None:
-        raise CLIError(f"{where}: the data has no labels or targets to evaluate against")
-    task = hp["task"]
-    _check_finite(X, where)
-    y, _ = _prepare_labels(y, task, hp.get("num_classes"), where)
-    if task == "classification" and y.size and int(y.max()) >= config_out_features(hp["model"]):
-        raise CLIError(f"{where}: label {int(y.max())} is out of range for a model with "
-                       f"{config_out_features(hp['model'])} classes")
-    if split != "all" and hp.get("test_split") == "t10k":
-        # The run tested on the directory's t10k files and trained on all of its train files.
-        if split == "test":
-            test_ds = _load_test_split(dataset, path)
-            if test_ds is None:
-                raise CLIError(f"{where}: the checkpoint was tested on the t10k files, which "
-                               f"are no longer in this directory")
-            X, y, _, _ = _dataset_fields(test_ds)
-            _check_finite(X, f"{where} (t10k)")
-            y, _ = _prepare_labels(y, task, hp.get("num_classes"), f"{where} (t10k)")
-    elif split != "all":
-        Xtr, Xte, ytr, yte = _split(X, y, hp["test_size"], hp["seed"],
-                                    stratify=task == "classification")
-        X, y = (Xte, yte) if split == "test" else (Xtr, ytr)
-    X = _apply_scaler(X, hp)
-    if X.shape[1] != config_in_features(hp["model"]):
-        raise CLIError(f"{where}: the data has {X.shape[1]} features but the model expects "
-                       f"{config_in_features(hp['model'])}")
-    dtype = hp["model"]["dtype"]
-    Xb = _to_backend(X, xp, dev, dtype)
-    yb = _to_backend(y, xp, dev, None if task == "classification" else dtype)
-    res = _evaluate(model, _make_loss(task), Xb, yb, task, args.batch_size)
-    out = {"samples": int(len(X)), "split": split, "loss": res.get("loss"),
-           "accuracy": res.get("accuracy") if task == "classification" else None}
-    if args.metrics_json:
-        _write_json(args.metrics_json, out)
-    if task == "classification":
-        print(f"{split} accuracy: {100 * res['accuracy']:.2f}% (loss {res['loss']:.4f}) on "
-              f"{len(X)} samples")
-    else:
-        print(f"{split} loss (MSE): {res['loss']:.6g} on {len(X)} samples")
-    return 0
-
-
-def _predict_inputs(path: str, n_features: int, task: str | None = None) -> np.ndarray:
-    """Feature matrix from a prediction file; a trailing label column is dropped."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file or directory: {path!r}")
-    if path.endswith(".npy"):
-        try:
-            X = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            if "max_header_size" in str(exc) or "Header info length" in str(exc):
-                from .data.files import npy_header_problem
-
-                raise CLIError(f"{path}: {npy_header_problem(exc)}") from None
-            raise CLIError(f"{path}: not a readable .npy array ({exc})") from None
-        if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
-            what = type(X).__name__ if not isinstance(X, np.ndarray) else f"dtype {X.dtype}"
-            raise CLIError(f"{path}: expected a numeric array, got {what}")
-        if X.ndim == 0:
-            raise CLIError(f"{path}: holds a single number (a 0-d array); expected samples of "
-                           f"{n_features} features, shape (n, {n_features}) or ({n_features},)")
-        if X.size == 0:
-            raise CLIError(f"{path}: holds no samples (shape {X.shape})")
-        X = np.asarray(X, dtype=np.float64)
-        return X.reshape(X.shape[0], -1) if X.ndim > 1 else X[None, :]
-    if path.endswith(".csv"):
-        raw = _read_csv_matrix(path)
-        if raw.shape[1] == n_features + 1:
-            raw = raw[:, :n_features]  # features followed by a label column
-        return raw
-    from . import data as xdata
-
-    kw = {} if os.path.isdir(path) else {"task": task}
-    X, y, _, _ = _dataset_fields(xdata.load_file(path, **kw))
-    if X.shape[1] == n_features - 1 and y is not None and y.ndim == 1:
-        X = np.column_stack([X, y])  # the loader took the last feature column as a label
-    return X
-
-
-def _read_csv_matrix(path: str) -> np.ndarray:
-    """All numeric columns of a CSV file (an optional header row is skipped)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = [ln.strip() for ln in fh if ln.strip()]
-    except UnicodeDecodeError as exc:
-        from .data.files import text_decode_problem
-
-        raise CLIError(text_decode_problem(path, exc)) from None
-    if not lines:
-        raise CLIError(f"{path}: the file is empty")
-    delim = ";" if lines[0].count(";") > lines[0].count(",") else ","
-    rows = []
-    for i, ln in enumerate(lines):
-        cells = [c.strip() for c in ln.split(delim)]
-        try:
-            rows.append([float(c) for c in cells])
-        except ValueError:
-            if i == 0:
-                continue  # header
-            raise CLIError(f"{path}:{i + 1}: non-numeric value in {ln!r}") from None
-    if not rows or len({len(r) for r in rows}) != 1:
-        raise CLIError(f"{path}: rows have different numbers of columns")
-    return np.asarray(rows, dtype=np.float64)
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from . import _backend
-    from .training import predict
-
-    model, hp, xp, dev = _load_model(args.checkpoint, args.backend, args.device)
-    n_features = config_in_features(hp["model"])
-    X = _predict_inputs(args.data, n_features, hp.get("task"))
-    _check_finite(X, args.data)
-    X = _apply_scaler(X, hp)
-    with np.errstate(over="ignore"):
-        _check_finite(X.astype(hp["model"]["dtype"]), f"{args.data} (standardized, in {hp['model']['dtype']})")
-    if X.shape[1] != n_features:
-        raise CLIError(f"{args.data}: the data has {X.shape[1]} features but the model expects "
-                       f"{n_features}")
-    out = _backend.to_numpy(predict(model, _to_backend(X, xp, dev, hp["model"]["dtype"]),
-                                    batch_size=args.batch_size)).astype(np.float64)
-    task = hp["task"]
-    proba = None
-    if task == "classification":
-        pred = out.argmax(axis=1).astype(np.int64)
-        if args.proba:
-            z = out - out.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            proba = e / e.sum(axis=1, keepdims=True)
-    else:
-        pred = out[:, 0] if out.shape[1] == 1 else out
-    if args.output is None:
-        for i, p in enumerate(pred):
-            extra = "" if proba is None else " " + " ".join(f"{v:.4f}" for v in proba[i])
-            print((str(int(p)) if task == "classification" else
-                   " ".join(f"{v:.6g}" for v in np.atleast_1d(p))) + extra)
-        return 0
-    parent = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"--output: directory {parent!r} does not exist")
-    if args.output.endswith(".npy"):
-        np.save(args.output, pred if proba is None else np.column_stack([pred, proba]))
-    elif args.output.endswith(".csv"):
-        cols = ["prediction"] if pred.ndim == 1 else [f"prediction_{j}" for j in range(pred.shape[1])]
-        table = pred.reshape(len(pred), -1).astype(np.float64)
-        if proba is not None:
-            cols += [f"p{j}" for j in range(proba.shape[1])]
-            table = np.column_stack([table, proba])
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(",".join(cols) + "\n")
-            for row in table:
-                cells = [str(int(row[0])) if task == "classification" else repr(float(row[0]))]
-                cells += [repr(float(v)) for v in row[1:]]
-                fh.write(",".join(cells) + "\n")
-    else:
-        raise CLIError(f"--output {args.output!r}: expected a .csv or .npy file name")
-    print(f"xpnet: wrote {len(pred)} predictions to {args.output}")
-    return 0
 
 
 # --------------------------------------------------------------------------- entry point

@@ -316,7 +316,13 @@ def mlp_from_config(
 
 
 def model_config(model: Module) -> dict[str, Any]:
-    """The :func:`mlp_config` description recorded on a model built by :func:`mlp`.
+    """The description recorded on a model built by :func:`mlp` or :func:`cnn`.
+
+    Returns
+    -------
+    dict
+        The :func:`mlp_config` / :func:`cnn_config` dict, with ``"dtype"`` the dtype the
+        weights have now (after any ``model.to(dtype=...)``).
 
     Raises
     ------
@@ -329,7 +335,11 @@ def model_config(model: Module) -> dict[str, Any]:
             f"model_config: {type(model).__name__} was not built by xpnet.models.mlp or cnn, so "
             f"it carries no description; build it with mlp()/cnn() or write the config yourself"
         )
-    return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in cfg.items()}
+    out = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in cfg.items()}
+    p = next(iter(model.parameters()), None)
+    if p is not None:
+        out["dtype"] = _backend.dtype_name(p.data.dtype)
+    return out
 
 
 def parameter_count(model: Module) -> int:
