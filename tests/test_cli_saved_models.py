@@ -115,3 +115,30 @@ def test_what_cannot_be_inferred_is_asked_for(tmp_path, capsys):
     save_checkpoint(tmp_path / "hand.npz", xpnet.Sequential(xpnet.Linear(4, 1)))
     assert main(["predict", str(tmp_path / "hand.npz"), "--data", str(tmp_path / "x.csv")]) == 1
     assert "records no architecture" in capsys.readouterr().err
+
+
+def test_string_labels_train_save_predict_and_eval(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    names = np.array(["daisy", "rose", "tulip"])
+    centers = np.array([[0.0, 4.0], [4.0, 0.0], [-4.0, -4.0]])
+    k = rng.integers(0, 3, 60)
+    X = centers[k] + 0.3 * rng.standard_normal((60, 2))
+    rows = [f"{a:.4f},{b:.4f},{names[c]}" for (a, b), c in zip(X, k)]
+    (tmp_path / "f.csv").write_text("x1,x2,species\n" + "\n".join(rows) + "\n")
+    ck = str(tmp_path / "f.npz")
+    assert main(["train", "--data", str(tmp_path / "f.csv"), "--epochs", "40", "--save", ck, "-q"]) == 0
+    assert load_checkpoint(ck).hparams["classes"] == ["daisy", "rose", "tulip"]
+    capsys.readouterr()
+    assert main(["predict", ck, "--data", str(tmp_path / "f.csv")]) == 0
+    printed = _lines(capsys)
+    assert set(printed) == {"daisy", "rose", "tulip"}
+    assert np.mean(np.array(printed) == names[k]) > 0.95
+    # eval on a file with a subset of the classes: its names, not its own numbering, count.
+    sub = [r for r in rows if not r.endswith("daisy")]
+    (tmp_path / "sub.csv").write_text("x1,x2,species\n" + "\n".join(sub) + "\n")
+    assert main(["eval", ck, "--data", str(tmp_path / "sub.csv"), "--metrics-json",
+                 str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] > 0.95
+    (tmp_path / "new.csv").write_text("x1,x2,species\n0,4,lily\n")
+    assert main(["eval", ck, "--data", str(tmp_path / "new.csv")]) == 1
+    assert "labels ['lily'] are not among the model's classes" in capsys.readouterr().err

@@ -447,3 +447,18 @@ def test_one_hot_errors():
         one_hot(np.array([0, 1]), 0)
     # validate=False skips the host check; the caller vouches for the range.
     np.testing.assert_array_equal(one_hot(np.array([1, 0]), 2, validate=False), [[0, 1], [1, 0]])
+
+
+def test_csv_string_labels_are_classes_in_sorted_order(tmp_path):
+    p = tmp_path / "flowers.csv"
+    p.write_text("a,b,species\n1,2,rose\n3,4,daisy\n5,6,tulip\n7,8,rose\n")
+    ds = xpnet.data.load_file(p)
+    assert ds.task == "classification" and ds.num_classes == 3
+    assert ds.target_names == ("daisy", "rose", "tulip")  # as sklearn's LabelEncoder
+    assert ds.y.tolist() == [1, 0, 2, 1] and ds.X.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]]
+    with pytest.raises(ValueError, match="holds text such as 'rose'; regression needs numbers"):
+        xpnet.data.load_file(p, task="regression")
+    # A text cell among the features is still an error naming the line and column.
+    (tmp_path / "bad.csv").write_text("a,b,y\n1,2,rose\n3,x,daisy\n")
+    with pytest.raises(ValueError, match=r"line 3, column 2 \('b'\): cannot read 'x'"):
+        xpnet.data.load_file(tmp_path / "bad.csv")

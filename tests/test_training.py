@@ -322,8 +322,9 @@ def test_invalid_data_is_rejected_before_training(backend):
 
     with pytest.raises(ValueError, match="same number of samples"):
         run(Xb, yb[:10, ...])
-    with pytest.raises(TypeError, match="dtype"):
-        run(backend.asarray(X, dtype="float64"), yb)
+    if backend.name != "numpy":  # float64 NumPy input is cast at the entry (test_input_casts)
+        with pytest.raises(TypeError, match="dtype"):
+            run(backend.asarray(X, dtype="float64"), yb)
     with pytest.raises(TypeError, match="floating"):
         run(backend.asarray(X.astype(np.int64)), yb)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
@@ -336,8 +337,9 @@ def test_invalid_data_is_rejected_before_training(backend):
         run(backend.asarray(bad, dtype="float32"), yb)
     with pytest.raises(ValueError, match="validation"):
         run(Xb, yb, validation_data=(Xb, backend.asarray(y + 7)))
-    with pytest.raises(TypeError, match="y has dtype float64"):
-        run(Xb, backend.asarray(np.eye(3)[y], dtype="float64"))
+    if backend.name != "numpy":
+        with pytest.raises(TypeError, match="y has dtype float64"):
+            run(Xb, backend.asarray(np.eye(3)[y], dtype="float64"))
     with pytest.raises(ValueError, match="shape"):  # the loss's own check, run once at entry
         fit(model, MSELoss(), opt, Xb, yb, epochs=1, verbose=0)
     with pytest.raises(TypeError, match="must be an array"):
@@ -584,8 +586,9 @@ def test_evaluate_and_predict_check_their_inputs(backend):
         evaluate(model, CrossEntropyLoss(), Xb, None)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         evaluate(model, CrossEntropyLoss(), Xb, backend.asarray(y + 1))
-    with pytest.raises(TypeError, match="dtype"):
-        predict(model, backend.asarray(X, dtype="float64"))
+    if backend.name != "numpy":  # NumPy float64 is cast at the entry (test_input_casts)
+        with pytest.raises(TypeError, match="dtype"):
+            predict(model, backend.asarray(X, dtype="float64"))
     with pytest.raises(ValueError, match="at least one sample"):
         predict(model, Xb[:0, ...])
     # Metrics only (no loss) and a callable metric logged under its name.

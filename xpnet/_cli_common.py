@@ -7,15 +7,19 @@ checking and splitting a dataset; results files and checkpoint metadata.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
+from . import _log
 
 __all__ = ["OPTIMIZERS", "DEFAULT_LR", "hidden_sizes", "channel_sizes", "positive_int", "nonneg_int", "float_in",
            "make_optimizer", "PROG", "CLIError"]
@@ -152,8 +156,52 @@ class _UsageError(Exception):
 
 
 def _out(args: argparse.Namespace, msg: str) -> None:
+    """A progress line of the command: INFO on the ``"xpnet"`` logger (stdout; -q hides it)."""
     if not getattr(args, "quiet", False) and _main_process():
-        print(msg, flush=True)
+        _log.logger.info(msg)
+
+
+def _warn(msg: str) -> None:
+    """A note or warning of the command: WARNING on the ``"xpnet"`` logger (stderr)."""
+    _log.logger.warning(msg)
+
+
+class _ConsoleHandler(logging.Handler):
+    """The command line's handler: INFO records to stdout, WARNING and above to stderr.
+
+    The streams are looked up at each record, so a redirected ``sys.stdout`` (pytest's
+    capture, ``contextlib.redirect_stdout``) receives them.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own policy: report, never raise
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def console_logging(quiet: bool = False) -> Iterator[None]:
+    """Show the ``"xpnet"`` logger's records on the terminal while the command runs.
+
+    The command line is an application, so it (and only it) attaches a handler; the
+    library never configures logging. ``quiet`` keeps INFO lines off (``-q``).
+    """
+    logger = _log.logger
+    handler = _ConsoleHandler(logging.WARNING if quiet else logging.INFO)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _main_process() -> bool:
@@ -279,7 +327,7 @@ def _load_source(dataset: str | None, path: str | None, task: str | None = None)
             warnings.simplefilter("always")
             ds = xdata.load_file(path, task=task)
         for w in caught:
-            print(f"{PROG}: note: {w.message}", file=sys.stderr)
+            _warn(f"{PROG}: note: {w.message}")
         return ds
     names = _dataset_names()
     if dataset not in names:
@@ -313,8 +361,7 @@ def _usable_dtype(xp: Any, dev: Any, dtype: str, what: str = "training") -> str:
     bname = _backend.backend_name(xp)
     if _backend.supports_float64(xp, dev):
         return dtype
-    print(f"{PROG}: warning: {bname} device {dev} has no float64; {what} in float32 instead",
-          file=sys.stderr)
+    _warn(f"{PROG}: warning: {bname} device {dev} has no float64; {what} in float32 instead")
     return "float32"
 
 

@@ -28,6 +28,7 @@ from ._cli_common import (
     _dataset_names,
     _UsageError,
     channel_sizes,
+    console_logging,
     float_in,
     hidden_sizes,
     nonneg_int,
@@ -168,8 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--metrics-json", default=None, metavar="PATH",
                    help="write val_loss, val_accuracy, test_loss, test_accuracy, train_loss, "
                         "epochs, seconds and the per-epoch history as JSON")
+    r.add_argument("--log-every", type=positive_int, default=None, metavar="N",
+                   help="also report the running loss every N steps (one host sync each; "
+                        "default: once per epoch)")
     r.add_argument("-q", "--quiet", action="store_true",
-                   help="print only the final result line")
+                   help="print only the final result line (and warnings)")
     t.set_defaults(func=cli_train.run)
 
     # ---------------------------------------------------------------- eval
@@ -326,7 +330,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
-        return int(args.func(args) or 0)
+        with console_logging(quiet=bool(getattr(args, "quiet", False))):
+            return int(args.func(args) or 0)
     except _UsageError as exc:
         if debug:
             raise

@@ -40,6 +40,7 @@ from ._cli_common import (
     _to_backend,
     _usable_dtype,
     _UsageError,
+    _warn,
     _write_json,
     check_model_size,
     make_optimizer,
@@ -214,6 +215,7 @@ class _Data:
     yva: np.ndarray | None
     has_test: bool
     t10k: bool  # the test set is an MNIST directory's official t10k files
+    classes: list[str] | None = None  # a data file's own labels (text, -1/+1), by class index
 
 
 @dataclass
@@ -265,25 +267,25 @@ def run(args: argparse.Namespace) -> int:
 def _resume_hint(args: argparse.Namespace, r: _Run, save_cb: Any) -> None:
     """After Ctrl-C: the exact command that continues from the last saved epoch."""
     import shlex
-    import sys
 
     if not _is_main():
         return
     if save_cb is None or not os.path.exists(args.save):
-        print("xpnet: interrupted before a checkpoint was saved; pass --save CKPT to be able "
-              "to resume an interrupted run", file=sys.stderr)
+        _warn("xpnet: interrupted before a checkpoint was saved; pass --save CKPT to be able "
+              "to resume an interrupted run")
         return
     done = len(next(iter(save_cb.history.values()), []))
     cmd = ["xpnet", "train", "--resume", args.save, "--epochs", str(r.cfg["epochs"])]
     for flag, value in (("--backend", args.backend), ("--device", args.device),
-                        ("--patience", args.patience), ("--save", args.save),
+                        ("--patience", args.patience), ("--log-every", args.log_every),
+                        ("--save", args.save),
                         ("--metrics-json", args.metrics_json), ("--plot", args.plot)):
         if value is not None:
             cmd += [flag, str(value)]
     if args.quiet:
         cmd.append("-q")
-    print(f"xpnet: interrupted; {args.save} holds epoch {done} of {r.cfg['epochs']}. "
-          f"Resume with:\n  {shlex.join(cmd)}", file=sys.stderr)
+    _warn(f"xpnet: interrupted; {args.save} holds epoch {done} of {r.cfg['epochs']}. "
+          f"Resume with:\n  {shlex.join(cmd)}")
 
 
 def _join_processes(args: argparse.Namespace) -> int:
@@ -398,8 +400,20 @@ def _load_data(
     data = _Data(name=name, where=str(where), task=task, n_features=int(X.shape[1]), n_out=n_out,
                  image_shape=image,
                  Xtr=Xtr, ytr=ytr, Xte=Xte, yte=yte, Xva=Xva, yva=yva,
-                 has_test=test_ds is not None or cfg["test_size"] > 0, t10k=test_ds is not None)
+                 has_test=test_ds is not None or cfg["test_size"] > 0, t10k=test_ds is not None,
+                 classes=_file_classes(ds, cfg, task, hp_in))
     return cfg, data
+
+
+def _file_classes(ds: Any, cfg: dict[str, Any], task: str, hp_in: dict[str, Any] | None) -> list[str] | None:
+    """The labels a --data file wrote for each class (text such as ``setosa``, or -1/+1),
+    recorded so that ``xpnet predict`` prints them; None when the labels are the indices."""
+    if hp_in is not None:
+        return hp_in.get("classes")
+    names = getattr(ds, "target_names", None)
+    if task != "classification" or not cfg.get("data") or os.path.isdir(cfg["data"]) or not names:
+        return None
+    return [str(n) for n in names]
 
 
 def _validation_split(
@@ -464,6 +478,7 @@ def _hparams(cfg: dict[str, Any], data: _Data, hp_in: dict[str, Any] | None) -> 
         "n_features": data.n_features,
         "test_split": "t10k" if data.t10k else None,
         "num_classes": data.n_out if data.task == "classification" else None,
+        "classes": data.classes,
         "scaler_mean": mean,
         "scaler_scale": scale,
         "channels": list(cfg["channels"]) if cfg["channels"] else None,
@@ -585,6 +600,7 @@ def _train(args: argparse.Namespace, r: _Run, save_cb: Any) -> dict[str, list[fl
             shuffle=True,
             generator=r.generator,
             verbose=0 if args.quiet else 1,
+            log_every=args.log_every,
             initial_epoch=r.start_epoch,
         )
         history_now = _history_dict(hist)

@@ -398,5 +398,5 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _print_predictions(pred, proba)
         return 0
     _write_predictions(args.output, pred, proba)
-    print(f"xpnet: wrote {len(pred)} predictions to {args.output}")
+    _out(args, f"xpnet: wrote {len(pred)} predictions to {args.output}")
     return 0

@@ -17,6 +17,10 @@ Three modes, chosen by :func:`resolve_mode` from ``fit(verbose=...)``:
 ``"silent"``
     Nothing.
 
+Notes besides the display (training stopped early, a data-parallel run's layout) go
+through the ``"xpnet"`` logger (:mod:`xpnet._log`), so an application can silence or
+redirect them.
+
 The reporter only formats Python numbers it is given: it never touches an array, so it
 cannot cause a device synchronisation. The training loop decides when the loss comes to
 the host (once per epoch, plus once per ``log_every`` steps when asked).
@@ -29,6 +33,8 @@ import sys
 import time
 from collections.abc import Mapping
 from typing import Any, TextIO
+
+from . import _log
 
 __all__ = ["ProgressReporter", "resolve_mode", "format_logs", "format_value"]
 
@@ -230,11 +236,12 @@ class ProgressReporter:
         self._open_line = False
 
     def message(self, text: str) -> None:
-        """Print a note (early stop, restored weights) on its own line."""
+        """A note (early stop, restored weights) on its own line, through the ``"xpnet"``
+        logger (:mod:`xpnet._log`; to this reporter's stream when logging is not set up)."""
         if self.mode == "silent":
             return
         self.close()
-        self._write(text.rstrip("\n") + "\n")
+        _log.info(text, stream=self.stream)
 
     def close(self) -> None:
         """End a bar left open by an interrupted epoch so the next output starts a line."""

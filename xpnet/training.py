@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _backend
+from . import _backend, _log
 from ._loop import EpochRunner, _modes, _restore_modes, _unvalidated, evaluate_pass
 from .callbacks import (
     Callback,
@@ -298,6 +298,30 @@ def _indices_checked(model: Module, checked: bool) -> Any:
             m.validate = True
 
 
+def _host_cast(model: Module, a: Any, who: str) -> Any:
+    """float64 NumPy data for a float32 model, cast on the host (once per call, with a note
+    once per process), as Keras and scikit-learn do; anything else is returned unchanged.
+
+    Integer class labels are never cast: only float64 arrays are.
+    """
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+        return a
+    p = _first_param(model) if isinstance(model, Module) else None
+    if p is None or _backend.dtype_name(p.data.dtype) != "float32":
+        return a
+    _log.info_once("float64-input", (
+        f"xpnet: {who}: casting float64 NumPy input to float32, the model's dtype (noted once; "
+        f"pass float32 arrays to skip the copy, or model.to(dtype='float64') to train in float64)"))
+    return a.astype(np.float32)
+
+
+def _host_cast_all(model: Module, X: Any, y: Any, validation_data: Any, who: str) -> tuple[Any, Any, Any]:
+    """:func:`_host_cast` of the training data and of a validation pair."""
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        validation_data = tuple(_host_cast(model, a, who) for a in validation_data)
+    return _host_cast(model, X, who), _host_cast(model, y, who), validation_data
+
+
 def _check_int(value: Any, name: str, *, minimum: int, who: str = "fit") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
@@ -344,6 +368,7 @@ def evaluate(
     """
     who = "evaluate"
     batch_size = _check_int(batch_size, "batch_size", minimum=1, who=who)
+    X, y, _ = _host_cast_all(model, X, y, None, who)
     xp = _validate_dataset(model, loss_fn, X, y, who=who, what="", values=validate_data)
     metric_fns = _resolve_metrics(metrics, loss_fn)
     return evaluate_pass(model, loss_fn, X, y, xp=xp, batch_size=batch_size, metric_fns=metric_fns)
@@ -368,6 +393,7 @@ def predict(model: Module, X: Array, *, batch_size: int = 256) -> Array:
         Nothing is copied to the host.
     """
     batch_size = _check_int(batch_size, "batch_size", minimum=1, who="predict")
+    X = _host_cast(model, X, "predict")
     xp = _check_arrays(model, X, None, who="predict", what="")
     n = int(X.shape[0])
     saved = _modes(model)
@@ -508,6 +534,7 @@ def fit(
     callbacks = _check_fit_objects(model, optimizer, callbacks, loss_fn)
     dp = data_parallel_for(distributed, model, loss_fn, batch_size)
     mode = resolve_mode(verbose) if dp is None or dp.is_main else "silent"
+    X, y, validation_data = _host_cast_all(model, X, y, validation_data, "fit")
     X, y, validation_data = _split_validation(X, y, validation_split, validation_data, generator)
     xp, validation_data = _check_fit_data(model, loss_fn, X, y, validation_data, validate_data)
     metric_fns = _resolve_metrics(metrics, loss_fn)

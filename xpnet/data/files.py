@@ -215,10 +215,10 @@ def text_decode_problem(path: Path | str, exc: UnicodeDecodeError) -> str:
     )
 
 
-def _load_text(
-    path: Path, target: Any, task: str | None, delimiter: str | None, header: bool | None
-) -> Dataset:
-    who = f"load_file({path.name!r})"
+def _read_rows(
+    path: Path, who: str, delimiter: str | None, header: bool | None
+) -> tuple[list[str] | None, list[tuple[int, list[str]]], int]:
+    """``(column names or None, [(line number, cells), ...], first line)`` of a text table."""
     if delimiter is None:
         delimiter = _TEXT_SUFFIXES.get(path.suffix.lower()) or ","
     rows: list[tuple[int, list[str]]] = []
@@ -235,14 +235,14 @@ def _load_text(
         raise ValueError(f"{who}: not a readable text table ({exc}); is it a binary file?") from None
     if not rows:
         raise ValueError(f"{who}: the file has no data rows")
-    first_line, first = rows[0]
+    first_line = rows[0][0]
     if header is None:
         # A header is a first row with no numeric cell; a partly numeric first row is data
-        # (and its bad cell is reported below, with a hint).
-        header = not any(_is_number(c) for c in first)
+        # (and its bad cell is reported later, with a hint).
+        header = not any(_is_number(c) for c in rows[0][1])
     names: list[str] | None = None
     if header:
-        names = first
+        names = rows[0][1]
         rows = rows[1:]
         if not rows:
             raise ValueError(f"{who}: the file has a header but no data rows")
@@ -253,36 +253,13 @@ def _load_text(
                 f"{who}: ragged rows: line {line} has {len(row)} columns, expected {ncols} "
                 f"(as {'the header' if names is not None else f'line {rows[0][0]}'})"
             )
+    return names, rows, first_line
 
-    def col_name(j: int) -> str:
-        return f" ({names[j]!r})" if names is not None else ""
 
-    try:
-        data = np.array([row for _, row in rows], dtype=np.float64)
-    except ValueError:
-        data = None
-    if data is None or not np.all(np.isfinite(data)):
-        for line, row in rows:
-            for j, cell in enumerate(row):
-                if not _is_number(cell) or not np.isfinite(float(cell)):
-                    hint = (
-                        " Hint: if the first row is a header, pass header=True."
-                        if not header and line == first_line
-                        else " Only numeric cells are supported (no missing values, NaN or inf)."
-                    )
-                    raise ValueError(
-                        f"{who}: line {line}, column {j + 1}{col_name(j)}: cannot read "
-                        f"{cell!r} as a finite number.{hint}"
-                    )
-    assert data is not None
-    if data.ndim != 2:
-        data = data.reshape(len(rows), ncols)
-
+def _target_column(target: Any, names: list[str] | None, ncols: int, who: str) -> int | None:
+    """Index of the label column (None: no labels)."""
     if target is None:
-        return _labelled(data, None, task=task, who=who, name=path.stem,
-                         description=f"{ncols} numeric columns from {path}",
-                         source=f"user file {path}",
-                         feature_names=tuple(names) if names else None)
+        return None
     if isinstance(target, _Default):
         target = -1
     if isinstance(target, str):
@@ -299,14 +276,83 @@ def _load_text(
         raise TypeError(f"{who}: target must be a column index, a column name or None, got {target!r}")
     if ncols < 2:
         raise ValueError(f"{who}: need at least one feature column besides the target, got {ncols} column(s)")
+    return t
+
+
+def _class_names(rows: list[tuple[int, list[str]]], t: int, task: str | None,
+                 who: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Labels written as text (``setosa``): class indices in sorted order of the names, as
+    scikit-learn's ``LabelEncoder`` numbers them, and the names; None for numeric labels."""
+    cells = [row[t] for _, row in rows]
+    if all(_is_number(c) for c in cells):
+        return None
+    text = next(c for c in cells if not _is_number(c))
+    if task == "regression":
+        raise ValueError(
+            f"{who}: the target column holds text such as {text!r}; regression needs numbers. "
+            f"Hint: pass task='classification' (--task classification), or fix the column"
+        )
+    names, labels = np.unique(np.asarray(cells, dtype=str), return_inverse=True)
+    return labels.astype(np.int64).reshape(-1), tuple(str(n) for n in names)
+
+
+def _numeric(rows: list[tuple[int, list[str]]], names: list[str] | None, keep: list[int],
+             first_line: int, who: str) -> np.ndarray:
+    """The columns ``keep`` as a float64 matrix; the first bad cell is reported with a hint."""
+    header = names is not None
+    table = [[row[j] for j in keep] for _, row in rows]
+    try:
+        data = np.array(table, dtype=np.float64).reshape(len(rows), len(keep))
+    except ValueError:
+        data = None
+    if data is not None and np.all(np.isfinite(data)):
+        return data
+    for line, row in rows:
+        for j in keep:
+            cell = row[j]
+            if not _is_number(cell) or not np.isfinite(float(cell)):
+                hint = (
+                    " Hint: if the first row is a header, pass header=True."
+                    if not header and line == first_line
+                    else " Only numeric cells are supported (no missing values, NaN or inf)."
+                )
+                col = f" ({names[j]!r})" if names is not None else ""
+                raise ValueError(
+                    f"{who}: line {line}, column {j + 1}{col}: cannot read "
+                    f"{cell!r} as a finite number.{hint}"
+                )
+    raise AssertionError("unreachable: a non-numeric cell was found above")
+
+
+def _load_text(
+    path: Path, target: Any, task: str | None, delimiter: str | None, header: bool | None
+) -> Dataset:
+    who = f"load_file({path.name!r})"
+    names, rows, first_line = _read_rows(path, who, delimiter, header)
+    ncols = len(rows[0][1])
+    t = _target_column(target, names, ncols, who)
+    if t is None:
+        data = _numeric(rows, names, list(range(ncols)), first_line, who)
+        return _labelled(data, None, task=task, who=who, name=path.stem,
+                         description=f"{ncols} numeric columns from {path}",
+                         source=f"user file {path}",
+                         feature_names=tuple(names) if names else None)
     keep = [j for j in range(ncols) if j != t]
-    return _labelled(
-        data[:, keep], data[:, t], task=task, who=who, name=path.stem,
-        description=f"{len(keep)} features and target column {t + 1}"
-        f"{col_name(t)} from {path}",
+    text_labels = _class_names(rows, t, task, who)
+    X = _numeric(rows, names, keep, first_line, who)
+    y = text_labels[0] if text_labels is not None else _numeric(rows, names, [t], first_line, who)[:, 0]
+    col = f" ({names[t]!r})" if names is not None else ""
+    ds = _labelled(
+        X, y, task=task or ("classification" if text_labels else None), who=who, name=path.stem,
+        description=f"{len(keep)} features and target column {t + 1}{col} from {path}",
         source=f"user file {path}",
         feature_names=tuple(names[j] for j in keep) if names else None,
     )
+    if text_labels is not None:
+        ds.target_names = text_labels[1]
+        ds.num_classes = len(text_labels[1])
+        ds.description += f"; class names {', '.join(text_labels[1][:5])}{', ...' if len(text_labels[1]) > 5 else ''} numbered 0..{len(text_labels[1]) - 1} in sorted order"
+    return ds
 
 
 # ----------------------------------------------------------------------------- IDX
@@ -395,6 +441,9 @@ def load_file(
           class labels;
         - exactly the values -1 and +1: binary classes, mapped -1 -> 0 and +1 -> 1 (a
           ``UserWarning`` says so; ``target_names`` is ``("-1", "1")``);
+        - text (a CSV column such as ``setosa``, ``versicolor``): class names, numbered
+          in sorted order as scikit-learn's ``LabelEncoder`` does (``"setosa"`` -> 0);
+          ``target_names`` holds the names, index = class;
         - numbers that are not all whole, or more than 100 distinct whole numbers in a
           float column (counts, prices): regression targets;
         - anything else (negative whole numbers, labels >= 1000, an integer array with
