@@ -85,22 +85,25 @@ def test_history_records_aligns_and_serialises():
     h.on_epoch_end(0, {"loss": 1.0, "lr": 0.1, "note": "text"})
     h.on_epoch_end(1, {"loss": 0.5, "val_loss": 0.7, "lr": 0.1})
     h.on_epoch_end(2, {"loss": math.nan, "val_loss": 0.6})
-    assert h.epoch == [0, 1, 2]
+    assert h.epoch == [1, 2, 3]  # 1-based numbers, as on screen; hooks got indices 0, 1, 2
     assert h.history["val_loss"] == [None, 0.7, 0.6]
     assert h.history["lr"] == [0.1, 0.1, None]
     assert "note" not in h.history
-    assert h.best("loss") == (1, 0.5)  # NaN never wins
-    assert h.best("val_loss").epoch == 2
+    assert h.best("loss") == (2, 0.5)  # NaN never wins
+    assert h.best("val_loss").epoch == 3
     with pytest.raises(KeyError, match="recorded keys"):
         h.best("accuracy")
     h2 = History()
     h2.on_epoch_end(0, {"accuracy": 0.5})
     h2.on_epoch_end(1, {"accuracy": 0.9})
     h2.on_epoch_end(2, {"accuracy": 0.9})
-    assert h2.best("accuracy") == (1, 0.9)  # max for accuracies, ties to the earliest
+    assert h2.best("accuracy") == (2, 0.9)  # max for accuracies, ties to the earliest
     text = json.dumps(h.to_dict())
     back = History.from_dict(json.loads(text))
     assert back.epoch == h.epoch and back.history["val_loss"] == [None, 0.7, 0.6]
+    # A dict written when History counted from 0 (no "epoch_base") reads back 1-based.
+    old = History.from_dict({"epoch": [0, 1], "history": {"loss": [1.0, 0.5]}, "stopped_epoch": 1})
+    assert old.epoch == [1, 2] and old.stopped_epoch == 2
 
 
 def test_host_state_dict_is_an_independent_copy():
@@ -132,7 +135,7 @@ def test_early_stopping_patience_min_delta_and_mode():
     # Accuracy-like names are maximised.
     es = EarlyStopping(monitor="val_accuracy", patience=1)
     assert es.mode == "max"
-    assert _drive(es, [0.5, 0.6, 0.6], key="val_accuracy") == 2 and es.best == 0.6 and es.best_epoch == 1
+    assert _drive(es, [0.5, 0.6, 0.6], key="val_accuracy") == 2 and es.best == 0.6 and es.best_epoch == 2
     # A baseline that is never beaten stops after `patience` epochs.
     assert _drive(EarlyStopping(patience=2, baseline=0.1), [0.5, 0.4, 0.3]) == 1
     with pytest.raises(ValueError, match="patience"):
@@ -159,7 +162,7 @@ def test_early_stopping_in_fit_restores_best_weights(backend):
     hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.2), Xb, yb, epochs=10,
                batch_size=6, callbacks=[snaps, Feed("score", [3, 1, 2, 2, 2, 0, 0, 0, 0, 0]), es],
                verbose=0)
-    assert hist.epoch == [0, 1, 2, 3] and es.stopped_epoch == 3 and es.best_epoch == 1
+    assert hist.epoch == [1, 2, 3, 4] and es.stopped_epoch == 4 and es.best_epoch == 2
     assert hist.stop_reason == "EarlyStopping" and hist.history["score"] == [3, 1, 2, 2]
     assert not same(snaps.end[1], snaps.end[3])  # training did move the weights
     assert same(host_state_dict(model), snaps.end[1])
@@ -174,7 +177,7 @@ def test_early_stopping_stops_on_a_flat_val_loss(backend):
     # lr = 0: val_loss never improves after the first epoch.
     hist = fit(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), Xb, yb, epochs=10,
                validation_data=(Xb, yb), callbacks=[EarlyStopping(patience=2)], verbose=0)
-    assert hist.epoch == [0, 1, 2] and hist.stopped_epoch == 2
+    assert hist.epoch == [1, 2, 3] and hist.stopped_epoch == 3
 
 
 # --------------------------------------------------------------------------- LossThreshold
@@ -231,13 +234,13 @@ def test_nan_guard_restores_last_good_weights_and_raises(backend):
             shuffle=False, callbacks=[snaps], verbose=0)
     err = info.value
     assert err.epoch >= 1 and err.step is not None and 0 <= err.step < 4
-    assert f"index {err.epoch}" in str(err) and f"index {err.step}" in str(err)
+    assert f"in epoch {err.epoch}/50, first at step {err.step + 1}/4 (index {err.step})" in str(err)
     assert not math.isfinite(err.loss)
     assert err.restored_epoch == err.epoch
     state = host_state_dict(model)
     assert all(np.all(np.isfinite(v)) for v in state.values())
-    assert same(state, snaps.begin[err.epoch])
-    assert err.history is not None and err.history.epoch == list(range(err.epoch))
+    assert same(state, snaps.begin[err.epoch - 1])  # Snapshots are keyed by hook index
+    assert err.history is not None and err.history.epoch == list(range(1, err.epoch))
     for p in model.parameters():
         backend.check(p.data, dtype="float32")
 
@@ -264,7 +267,7 @@ def test_nan_guard_unit_keeps_only_finite_snapshots():
     model[0].weight.data[...] = np.inf  # the last step of epoch 1 blew the weights up
     with pytest.raises(NonFiniteLossError, match=r"'0\.weight' hold NaN or inf after epoch 2/3") as info:
         guard.on_epoch_end(1, {"loss": 1.0})  # the loss was still finite
-    assert info.value.restored_epoch == 1 and info.value.step is None
+    assert info.value.epoch == 2 and info.value.restored_epoch == 2 and info.value.step is None
     assert info.value.reason == "weights" and info.value.names == ["0.weight"]
     assert same(host_state_dict(model), good)
 
@@ -300,7 +303,7 @@ def test_model_checkpoint_resume_is_bit_identical(backend, tmp_path):
     assert "loss" in ck.metrics
     hist = fit(model_c, loss, opt_c, Xb, yb, epochs=4, initial_epoch=ck.epoch, batch_size=5,
                scheduler=sched_c, generator=ck.generator(), verbose=0)
-    assert hist.epoch == [2, 3]
+    assert hist.epoch == [3, 4]
     assert same(host_state_dict(model_c), host_state_dict(model_a))
 
 
@@ -344,7 +347,7 @@ def test_csv_logger_writes_one_row_per_epoch(backend, tmp_path):
                callbacks=[CSVLogger(path)], verbose=0)
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] == hist.epoch
     assert [float(r["loss"]) for r in rows] == hist.history["loss"]
 
 

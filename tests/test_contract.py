@@ -31,6 +31,7 @@ NOT_SCANNED = {
     "cli.py": "command line: host-side by nature",
     "cli_train.py": "command line: host-side by nature",
     "cli_parity.py": "command line: host-side by nature",
+    "cli_use.py": "command line: host-side by nature",
     "_cli_common.py": "command line: host-side by nature",
     "__main__.py": "entry point",
     "plotting.py": "matplotlib on host values",

@@ -47,7 +47,7 @@ def test_huge_lr_with_validation_raises_and_restores(backend, tmp_path):
         fit(model, MSELoss(), SGD(model.parameters(), lr=1e300), X, y, epochs=1,
             batch_size=16, validation_data=(X, y), callbacks=[ckpt], verbose=0)
     err = info.value
-    assert err.epoch == 0 and err.reason == "val_loss" and err.restored_epoch == 0
+    assert err.epoch == 1 and err.reason == "val_loss" and err.restored_epoch == 1
     after = host_state_dict(model)
     assert all(np.array_equal(after[k], before[k]) for k in before)
     assert not (tmp_path / "c.npz").exists()  # the guard runs before the checkpoint
@@ -60,7 +60,7 @@ def test_huge_lr_without_validation_checks_the_weights(backend):
         fit(model, MSELoss(), SGD(model.parameters(), lr=1e300), X, y, epochs=2,
             batch_size=16, verbose=0)
     assert info.value.reason == "weights" and info.value.names
-    assert info.value.restored_epoch == 0 and _finite(model)
+    assert info.value.restored_epoch == 1 and _finite(model)
     after = host_state_dict(model)
     assert all(np.array_equal(after[k], before[k]) for k in before)
 
@@ -74,7 +74,7 @@ def test_guard_restores_the_last_finite_epoch(backend):
     opt.param_groups[0]["lr"] = 1e300
     with pytest.raises(NonFiniteLossError) as info:
         fit(model, MSELoss(), opt, X, y, epochs=3, initial_epoch=1, batch_size=16, verbose=0)
-    assert info.value.epoch == 1 and info.value.restored_epoch == 1
+    assert info.value.epoch == 2 and info.value.restored_epoch == 2
     after = host_state_dict(model)
     assert all(np.array_equal(after[k], good[k]) for k in good)
 

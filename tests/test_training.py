@@ -66,7 +66,7 @@ def test_fit_learns_xor(backend):
     hist = fit(model, MSELoss(), Adam(model.parameters(), lr=0.05), X, y, epochs=150, batch_size=4,
                generator=0, verbose=0, metrics=["accuracy"])
     loss = hist.history["loss"]
-    assert len(loss) == 150 and hist.epoch == list(range(150))
+    assert len(loss) == 150 and hist.epoch == list(range(1, 151))
     assert loss[-1] < 0.05 * loss[0], f"loss did not decrease enough: {loss[0]} -> {loss[-1]}"
     assert hist.history["accuracy"][-1] == 1.0
     assert model.training  # fit leaves the mode the model had
@@ -86,7 +86,7 @@ def test_fit_learns_blobs_with_validation(backend):
     assert all(t > 0 for t in h["time"]) and h["lr"] == [0.2] * 15
     assert all(m >= lo for m, lo in zip(h["max_batch_loss"], h["loss"]))
     best = hist.best("val_loss")
-    assert best.value == min(h["val_loss"]) and h["val_loss"][best.epoch] == best.value
+    assert best.value == min(h["val_loss"]) and h["val_loss"][best.epoch - 1] == best.value
     assert hist.best("val_accuracy").value == 1.0
     again = History.from_dict(json.loads(json.dumps(hist.to_dict())))
     assert again.history == h and again.epoch == hist.epoch and again.params["steps"] == 5
@@ -245,7 +245,7 @@ def test_resume_with_restored_generator_is_bit_identical(backend):
     rest = fit(model_c, loss, opt_c, X, y, epochs=4, initial_epoch=2, scheduler=sched_c,
                generator=gen_c, **kw)
 
-    assert rest.epoch == [2, 3]
+    assert rest.epoch == [3, 4]  # epochs 3 and 4 of 4, as the progress lines say
     assert rest.history["loss"] == full.history["loss"][2:]
     assert rest.history["lr"] == full.history["lr"][2:]
     assert same_weights(weights(model_c), weights(model_a))
@@ -264,7 +264,7 @@ def test_resume_with_int_seed_fast_forwards_the_shuffling(backend):
     fit(model_b, loss, opt_b, X, y, epochs=1, batch_size=4, generator=5, verbose=0)
     hist = fit(model_b, loss, opt_b, X, y, epochs=3, initial_epoch=1, batch_size=4, generator=5,
                verbose=0)
-    assert hist.epoch == [1, 2]
+    assert hist.epoch == [2, 3]
     assert same_weights(weights(model_a), weights(model_b))
 
 
@@ -560,7 +560,7 @@ def test_callback_hooks_and_batch_logs(backend):
         ("epoch_begin", 1), ("batch", 0, 4), ("batch", 1, 4), ("epoch_end", 1, keys),
         ("train_end",),
     ]
-    assert hist.epoch == [0, 1] and hist.stop_reason == "Recorder" and hist.stopped_epoch == 1
+    assert hist.epoch == [1, 2] and hist.stop_reason == "Recorder" and hist.stopped_epoch == 2
 
 
 def test_fit_rejects_bad_arguments(backend):

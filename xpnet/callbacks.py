@@ -214,7 +214,7 @@ class Callback:
 
 
 class BestEpoch(NamedTuple):
-    """Result of :meth:`History.best`: the 0-based epoch and its value."""
+    """Result of :meth:`History.best`: the epoch number (1-based) and its value."""
 
     epoch: int
     value: float
@@ -230,13 +230,15 @@ class History(Callback):
         "time": [...], ...}``: one float per epoch for every numeric key of the epoch
         logs (``None`` where a key was missing in an epoch).
     epoch
-        The 0-based epoch indices recorded (``[2, 3]`` for a run resumed at epoch 2).
+        The numbers of the epochs recorded, 1-based as every epoch a user sees (``[1, 2,
+        3]``; ``[3, 4]`` for a run resumed with ``initial_epoch=2``). Callback hooks
+        receive 0-based indices: epoch number = index + 1.
     params
         The ``fit`` parameters (epochs, batch_size, steps, ...).
     stop_reason
         Name of the callback that stopped training early (``"EarlyStopping"``), else None.
     stopped_epoch
-        0-based epoch after which training was stopped early, else None.
+        Number (1-based) of the epoch after which training was stopped early, else None.
     """
 
     def __init__(self) -> None:
@@ -248,7 +250,7 @@ class History(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         n = len(self.epoch)
-        self.epoch.append(int(epoch))
+        self.epoch.append(int(epoch) + 1)
         for k, v in (logs or {}).items():
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
                 continue
@@ -294,7 +296,8 @@ class History(Callback):
         return best
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict: ``{"epoch", "history", "params", "stop_reason", "stopped_epoch"}``."""
+        """JSON-able dict: ``{"epoch", "history", "params", "stop_reason", "stopped_epoch",
+        "epoch_base"}`` (``epoch_base`` 1: the epoch numbers are 1-based)."""
         params = {
             k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool, list, type(None)))
         }
@@ -304,17 +307,21 @@ class History(Callback):
             "params": params,
             "stop_reason": self.stop_reason,
             "stopped_epoch": self.stopped_epoch,
+            "epoch_base": 1,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> History:
         """Rebuild a History from :meth:`to_dict` output (e.g. read back from JSON)."""
         h = cls()
-        h.epoch = [int(e) for e in data.get("epoch", [])]
+        # Dicts written before epochs were numbered from 1 have no "epoch_base": 0-based.
+        shift = 1 - int(data.get("epoch_base", 0))
+        h.epoch = [int(e) + shift for e in data.get("epoch", [])]
         h.history = {k: [None if v is None else float(v) for v in vals] for k, vals in data.get("history", {}).items()}
         h.params = dict(data.get("params", {}))
         h.stop_reason = data.get("stop_reason")
-        h.stopped_epoch = data.get("stopped_epoch")
+        stopped = data.get("stopped_epoch")
+        h.stopped_epoch = None if stopped is None else int(stopped) + shift
         return h
 
     def __len__(self) -> int:
@@ -351,9 +358,9 @@ class EarlyStopping(Callback):
     Attributes
     ----------
     best, best_epoch
-        Best value seen and its 0-based epoch.
+        Best value seen and the number (1-based) of its epoch.
     stopped_epoch
-        Epoch at which training was stopped, else None.
+        Number (1-based) of the epoch after which it stopped training, else None.
     """
 
     def __init__(
@@ -393,13 +400,13 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if _improved(value, self.best, self.mode, self.min_delta):
-            self.best, self.best_epoch, self.wait = value, int(epoch), 0
+            self.best, self.best_epoch, self.wait = value, int(epoch) + 1, 0
             if self.restore_best_weights and self.model is not None:
                 self.best_weights = host_state_dict(self.model)
             return
         self.wait += 1
         if self.wait >= self.patience:
-            self.stopped_epoch = int(epoch)
+            self.stopped_epoch = int(epoch) + 1
             self.stop_training = True
 
     def on_train_end(self, logs: Logs | None = None) -> None:
@@ -425,7 +432,7 @@ class LossThreshold(Callback):
     Attributes
     ----------
     stopped_epoch
-        Epoch at which the threshold was reached, else None.
+        Number (1-based) of the epoch in which the threshold was reached, else None.
     """
 
     def __init__(self, threshold: float, monitor: str = "loss") -> None:
@@ -441,7 +448,7 @@ class LossThreshold(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if _monitored(logs, self.monitor, "LossThreshold") < self.threshold:
-            self.stopped_epoch = int(epoch)
+            self.stopped_epoch = int(epoch) + 1
             self.stop_training = True
 
 
@@ -454,7 +461,7 @@ class NonFiniteLossError(FloatingPointError):
     Attributes
     ----------
     epoch
-        0-based epoch in which it happened.
+        Number (1-based) of the epoch in which it happened.
     step
         0-based step inside that epoch of the first non-finite batch loss (None if
         unknown, or when only the validation loss or the weights were non-finite).
@@ -462,8 +469,9 @@ class NonFiniteLossError(FloatingPointError):
         The non-finite value (training or validation loss); for ``reason == "weights"``
         the epoch's (finite) training loss.
     restored_epoch
-        The weights now in the model are those from the start of this 0-based epoch
-        (None when no finite state was available and nothing was restored).
+        The weights now in the model are those from the start of this epoch (1-based;
+        i.e. after ``restored_epoch - 1`` completed epochs), or None when no finite state
+        was available and nothing was restored.
     reason
         What was found non-finite: ``"loss"``, ``"val_loss"`` or ``"weights"``.
     names
@@ -578,10 +586,10 @@ class NaNGuard(Callback):
             restored = self.good_epoch
         epochs = self.params.get("epochs")
         steps = self.params.get("steps")
-        where = f"epoch {epoch + 1}" + (f"/{epochs}" if epochs else "") + f" (index {epoch})"
+        where = f"epoch {epoch + 1}" + (f"/{epochs}" if epochs else "")
         at = "" if step is None else f", first at step {step + 1}" + (f"/{steps}" if steps else "") + f" (index {step})"
         what = (
-            f"restored the weights from the start of epoch {restored + 1} (index {restored})"
+            f"restored the weights from the start of epoch {restored + 1}"
             if restored is not None
             else "no finite weights were available to restore"
         )
@@ -596,10 +604,10 @@ class NaNGuard(Callback):
             f"fit: {head}; {what}. Hint: lower the "
             f"learning rate, clip gradients (xpnet.clip), check the inputs are scaled, or "
             f"use a numerically stable loss (BCEWithLogitsLoss, CrossEntropyLoss on logits)",
-            epoch=int(epoch),
+            epoch=int(epoch) + 1,
             step=step,
             loss=value,
-            restored_epoch=restored,
+            restored_epoch=None if restored is None else restored + 1,
             reason=reason,
             names=names,
         )
@@ -758,7 +766,7 @@ class ModelCheckpoint(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one CSV row per epoch: ``epoch`` then every numeric log key (rank 0 only).
+    """Append one CSV row per epoch: ``epoch`` (1-based) then every numeric log key (rank 0 only).
 
     Parameters
     ----------
@@ -793,4 +801,4 @@ class CSVLogger(Callback):
             w = csv.writer(fh, delimiter=self.separator)
             if new_file:
                 w.writerow(["epoch", *self._keys])
-            w.writerow([int(epoch), *(repr(float(logs[k])) if logs.get(k) is not None else "" for k in self._keys)])
+            w.writerow([int(epoch) + 1, *(repr(float(logs[k])) if logs.get(k) is not None else "" for k in self._keys)])

@@ -629,7 +629,7 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
     seconds = time.perf_counter() - t0
     es = r.early_stop
     # Stopped before the last epoch (EarlyStopping also "stops" when patience runs out on it).
-    stopped = es is not None and es.stopped_epoch is not None and es.stopped_epoch + 1 < r.stop
+    stopped = es is not None and es.stopped_epoch is not None and es.stopped_epoch < r.stop
     epochs_done = len(history["loss"]) if history.get("loss") else max(r.stop, r.start_epoch)
     result = {
         "dataset": d.name,
@@ -648,7 +648,7 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
         "test_split": r.hp["test_split"],
         "val_size": r.cfg["val_size"],
         "stopped_early": stopped,
-        "best_epoch": None if es is None or es.best_epoch is None else es.best_epoch + 1,
+        "best_epoch": None if es is None else es.best_epoch,
         "world_size": _world_size(),
     }
     if not _is_main():
@@ -660,15 +660,12 @@ def _report(args: argparse.Namespace, r: _Run, history: dict[str, list[float | N
     if args.plot:
         from .plotting import plot_training
 
-        two_d = d.n_features == 2
-        plot_training(history, args.plot, model=r.model,
-                      X=_apply_scaler(d.Xte, r.hp) if two_d else None, y=d.yte if two_d else None)
+        # The test set in the data's own units: the axes show those, and the model gets
+        # them standardized as in training.
+        plot_training(history, args.plot, model=r.model, X=d.Xte, y=d.yte, task=d.task,
+                      transform=lambda X: _apply_scaler(X, r.hp))
         _out(args, f"xpnet: wrote {args.plot}")
     what = "test" if d.has_test else "train"
-    if es is not None and es.best_epoch is not None:
-        how = f"stopped early after epoch {es.stopped_epoch + 1}" if stopped else "ran all epochs"
-        _out(args, f"xpnet: {how}; restored the weights of epoch {es.best_epoch + 1} (best "
-                   f"{es.monitor} {es.best:.4f})")
     if val:
         if d.task == "classification":
             _out(args, f"validation accuracy: {100 * val['accuracy']:.2f}% (loss {val['loss']:.4f})")

@@ -38,6 +38,7 @@ from . import _backend, _log
 from ._loop import EpochRunner, _modes, _restore_modes, _unvalidated, evaluate_pass
 from .callbacks import (
     Callback,
+    EarlyStopping,
     History,
     LRSchedulerCallback,
     NaNGuard,
@@ -446,7 +447,8 @@ def fit(
         Training inputs ``(N, ...)`` and targets ``(N, ...)`` on the model's backend and
         device: float inputs of the model's dtype; integer class labels or float targets.
     epochs
-        **Total** number of epochs: training runs epochs ``initial_epoch .. epochs-1``.
+        **Total** number of epochs: training runs epochs ``initial_epoch + 1 .. epochs``
+        (1-based numbers, as printed; the hooks get indices ``initial_epoch .. epochs-1``).
     batch_size
         Samples per step.
     validation_data
@@ -486,8 +488,9 @@ def fit(
         Also report the running loss every this many steps (one host sync each); None
         reports once per epoch.
     initial_epoch
-        0-based epoch to start at when resuming: with ``epochs=4`` and
-        ``initial_epoch=2`` two more epochs run.
+        Number of epochs already done when resuming (a checkpoint's ``epoch``): with
+        ``epochs=4`` and ``initial_epoch=2`` epochs 3 and 4 run (callback hooks get their
+        0-based indices 2 and 3).
     validate_data
         Check the data's values once at entry (finite inputs, class labels in range;
         one host sync per dataset). Shapes, backend, device and dtype are always checked.
@@ -508,7 +511,8 @@ def fit(
     History
         ``history.history["loss"]``, ``["val_loss"]``, each metric and ``"val_<metric>"``,
         ``"lr"`` (the rate used in the epoch), ``"time"`` (seconds), ``"max_batch_loss"``;
-        ``history.epoch`` lists the epochs run.
+        ``history.epoch`` lists the numbers of the epochs run, 1-based as on screen
+        (``[3, 4]`` for ``initial_epoch=2, epochs=4``).
 
     Raises
     ------
@@ -696,6 +700,14 @@ def _arrange_callbacks(
     return [*guards, *sched_cbs, *others, history]
 
 
+def _note_restores(callbacks: list[Callback], progress: ProgressReporter) -> None:
+    """Say which epoch's weights an EarlyStopping put back (1-based, as on screen)."""
+    for cb in callbacks:
+        if isinstance(cb, EarlyStopping) and cb.restore_best_weights and cb.best_weights is not None:
+            progress.message(f"restored the weights of epoch {cb.best_epoch} "
+                             f"(best {cb.monitor} {cb.best:.4f})")
+
+
 def _train(runner: EpochRunner, history: History, epochs: range) -> History:
     """The epoch loop: run epochs until the last one or until a callback stops training."""
     all_cbs, state, progress = runner.callbacks, runner.state, runner.progress
@@ -711,13 +723,14 @@ def _train(runner: EpochRunner, history: History, epochs: range) -> History:
             if stopped or stoppers:
                 reason = type(stoppers[0]).__name__ if stoppers else "a callback"
                 state.stop_reason = history.stop_reason = reason
-                history.stopped_epoch = epoch
+                history.stopped_epoch = epoch + 1  # numbers the user sees are 1-based
                 progress.message(
                     f"epoch {epoch + 1}/{progress.epochs}: training stopped by {reason}"
                 )
                 break
         for cb in all_cbs:
             cb.on_train_end(dict(logs))
+        _note_restores(all_cbs, progress)
     except NonFiniteLossError as exc:
         exc.history = history
         raise
