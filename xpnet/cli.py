@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file (.npz)")
     pr.add_argument("--data", required=True, metavar="PATH",
                     help="inputs: .csv (features, optionally followed by a label column), "
-                         ".npz (array X), .npy, IDX or MNIST directory")
+                         ".npz (array X), .npy, IDX or MNIST directory; or the name of a "
+                         "built-in dataset (its features), e.g. --data digits")
     pr.add_argument("--output", "-o", default=None, metavar="PATH",
                     help="write predictions to .csv or .npy (default: print one per line)")
     pr.add_argument("--proba", action="store_true",

@@ -257,9 +257,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _predict_inputs(path: str, n_features: int, task: str | None = None) -> np.ndarray:
-    """Feature matrix from a prediction file; a trailing label column is dropped."""
+    """Feature matrix from a prediction file (a trailing label column is dropped), or the
+    features of a built-in dataset named instead of a path that does not exist."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file or directory: {path!r}")
+        from .data import list_datasets, load_dataset
+
+        if path in list_datasets():
+            return _dataset_fields(load_dataset(path))[0]
+        raise FileNotFoundError(f"--data: no such file or directory: {path!r} (nor a built-in "
+                                f"dataset: {', '.join(list_datasets())})")
     if path.endswith(".npy"):
         return _read_npy(path, n_features)
     if path.endswith(".csv"):

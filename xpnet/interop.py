@@ -34,7 +34,7 @@ def _safetensors_numpy() -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "reading and writing .safetensors files needs the safetensors package: "
-            "pip install safetensors"
+            "pip install safetensors (or pip install 'xpnet[safetensors]')"
         ) from exc
     return stn
 
