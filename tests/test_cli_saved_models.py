@@ -111,6 +111,9 @@ def test_what_cannot_be_inferred_is_asked_for(tmp_path, capsys):
     # eval of a Python checkpoint needs data: the message shows the command to run.
     assert main(["eval", ck]) == 2
     assert f"'xpnet eval {ck} iris'" in capsys.readouterr().err
+    # --resume needs a run of xpnet train: the message says what the file is good for.
+    assert main(["train", "--resume", ck]) == 1
+    assert "saved from Python" in capsys.readouterr().err
     # A hand-built model cannot be rebuilt by the CLI: it says how to use the file instead.
     save_checkpoint(tmp_path / "hand.npz", xpnet.Sequential(xpnet.Linear(4, 1)))
     assert main(["predict", str(tmp_path / "hand.npz"), "--data", str(tmp_path / "x.csv")]) == 1

@@ -488,7 +488,7 @@ def _evaluate(model: Any, loss_fn: Any, X: Any, y: Any, task: str, batch_size: i
 
 
 def _read_meta(path: str) -> Any:
-    """Load and verify a checkpoint's metadata (no model yet)."""
+    """Load and verify the metadata of a checkpoint of ``xpnet train`` (for --resume)."""
     from .checkpoint import load_checkpoint
 
     if not os.path.exists(path):
@@ -497,7 +497,9 @@ def _read_meta(path: str) -> Any:
     hp = getattr(ck, "hparams", None) or {}
     if not isinstance(hp, dict) or "model" not in hp:
         raise CLIError(
-            f"{path}: this checkpoint has no model description (it was not written by "
-            f"'xpnet train --save'); load it from Python with xpnet.checkpoint.load_checkpoint"
+            f"{path}: --resume continues runs of 'xpnet train --save', and this checkpoint was "
+            f"saved from Python (it records no dataset, split or optimizer settings). Hint: "
+            f"'xpnet eval' and 'xpnet predict' take it; resume it in Python with "
+            f"fit(..., initial_epoch=ckpt.epoch)"
         )
     return ck
