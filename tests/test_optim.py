@@ -318,13 +318,16 @@ def _assert_same_run(params_a, opt_a, params_b, opt_b):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(("name", "kw"), FLAT_CASES, ids=FLAT_IDS)
 def test_flat_path_is_bitwise_identical_to_per_parameter_path(backend, name, kw, dtype):
-    """The flat multi-tensor update (NumPy, CuPy) gives the per-parameter path's numbers
-    exactly; on every other backend the per-parameter path runs (and still agrees)."""
+    """The flat storage update gives the per-parameter path's numbers exactly, on every
+    backend (NumPy and CuPy through ``out=``, the others through the portable in-place
+    operations on the flat buffers)."""
     cls = getattr(optim, name)
     params_a, opt_a = _run(backend, dtype, cls, kw, 6)
     params_b, opt_b = _run(backend, dtype, type(f"PerParam{name}", (_PerParam, cls), {}), kw, 6)
-    flat = any(plan is not None for plan in opt_a._plans.values())
-    assert flat == supports_out(backend.xp)  # the flat path is taken exactly where it exists
+    plan = opt_a._plans.get(0)
+    # The flat storage is taken wherever slices are views: every backend here (not JAX).
+    assert (plan is not None) == _backend.views_alias(backend.xp, backend.device)
+    assert plan is not None and plan.covers
     assert not any(opt_b._plans.values())
     _assert_same_run(params_a, opt_a, params_b, opt_b)
     # torch's per-parameter layout: one array per parameter, of the parameter's shape.
@@ -994,3 +997,193 @@ def test_scalar_parameter_state_roundtrip(backend):
     opt.step()
     opt2.step()
     assert float(_backend.to_numpy(p.data)) == float(_backend.to_numpy(q.data))
+
+
+# ---------------------------------------------------------------------------- flat storage
+
+
+def _flat_mlp(backend, dtype="float32"):
+    model = xpnet.Sequential(*_make_layers(dtype)[:1], xpnet.Tanh(), _make_layers(dtype)[1])
+    backend.move(model)
+    x, t = (backend.asarray(a) for a in _data(dtype))
+    return model, x, t
+
+
+def _train_step(model, opt, x, t, loss_fn=None):
+    loss_fn = loss_fn or xpnet.MSELoss()
+    opt.zero_grad()
+    _, dy = loss_fn(model(x), t)
+    model.backward_params(dy)
+    opt.step()
+
+
+def test_flat_storage_parameters_and_gradients_are_views_of_one_buffer(backend):
+    """After the second step each parameter and gradient is a view of the group's flat
+    buffer (writes show through both ways) and the Linear layers write their gradient
+    products into those views (no gather), on NumPy through ``out=``."""
+    model, x, t = _flat_mlp(backend)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        _train_step(model, opt, x, t)
+    plan = opt._plans[0]
+    params = list(model.parameters())
+    assert plan.covers and plan.params == params
+    # p.data is a view of the flat buffer: the update of the buffer is the update of p.
+    before = _backend.to_numpy(params[0].data).copy()
+    plan.pflat[0] = plan.pflat[0] + 1.0
+    after = _backend.to_numpy(params[0].data)
+    assert after.reshape(-1)[0] == pytest.approx(before.reshape(-1)[0] + 1.0)
+    plan.pflat[0] = plan.pflat[0] - 1.0
+    # Gradients: views of the flat gradient buffer; on out= backends written in place.
+    opt.zero_grad()
+    _, dy = xpnet.MSELoss()(model(x), t)
+    model.backward_params(dy)
+    for p, gv in zip(params, plan.gviews):
+        assert p.grad_buffer is gv
+        if _backend.supports_out(backend.xp):
+            assert p.grad is gv  # the layer wrote its product into the view
+    backend.check(params[0].data, dtype="float32", shape=(7, 5))
+    backend.check(opt.state[params[0]]["exp_avg"], dtype="float32", shape=(7, 5))
+
+
+def _twin_runs(backend, steps, event, cls=optim.Adam, kw=None, groups=None):
+    """The same training run with flat storage and with the per-parameter path; ``event(k,
+    model, opt)`` may intervene before step k. Returns both (model, opt) pairs."""
+    kw = kw or {"lr": 1e-2}
+    runs = []
+    for factory in (cls, type(f"PerParam{cls.__name__}", (_PerParam, cls), {})):
+        model, x, t = _flat_mlp(backend)
+        params = list(model.parameters()) if groups is None else groups(model)
+        opt = factory(params, **kw)
+        for k in range(steps):
+            model, opt, x, t = event(k, model, opt, x, t) or (model, opt, x, t)
+            _train_step(model, opt, x, t)
+        runs.append((model, opt))
+    return runs
+
+
+def _assert_twins_equal(runs, exact=True):
+    (ma, oa), (mb, ob) = runs
+    for pa, pb in zip(ma.parameters(), mb.parameters()):
+        a, b = _backend.to_numpy(pa.data), _backend.to_numpy(pb.data)
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    sa, sb = oa.state_dict(), ob.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    for i in sa["state"]:
+        for key, value in sa["state"][i].items():
+            if key == "step":
+                assert value == sb["state"][i][key]
+            else:
+                np.testing.assert_array_equal(_backend.to_numpy(value), _backend.to_numpy(sb["state"][i][key]))
+
+
+def test_flat_storage_follows_model_to_between_backends():
+    """model.to() mid-run (NumPy -> array-api-strict on another device -> NumPy): the
+    plan is dropped, the state follows, a new plan is built on the new device, and the
+    run equals the per-parameter one bit for bit."""
+    strict = get_backend("array_api_strict")
+    numpy_b = get_backend("numpy")
+    dev = strict.xp.Device("device1")
+
+    def event(k, model, opt, x, t):
+        if k == 3:
+            model.to("array_api_strict", device=dev)
+            return model, opt, strict.xp.asarray(_backend.to_numpy(x), device=dev), strict.xp.asarray(
+                _backend.to_numpy(t), device=dev)
+        if k == 6:
+            model.to("numpy")
+            return model, opt, _backend.to_numpy(x), _backend.to_numpy(t)
+        if k == 5:
+            plan = opt._plans.get(0)
+            if not isinstance(opt, _PerParam):
+                assert plan is not None and _backend.device_of(plan.pflat) == dev
+        return None
+
+    runs = _twin_runs(numpy_b, 9, event)
+    _assert_twins_equal(runs)
+    assert runs[0][1]._plans[0] is not None
+
+
+def test_flat_storage_survives_model_load_state_dict(backend):
+    """model.load_state_dict alone (the optimizer untouched) rebinds every p.data: the
+    plan must notice, or the update would go to the old buffer instead of the model."""
+    def event(k, model, opt, x, t):
+        if k == 4:
+            model.load_state_dict({n: _backend.to_numpy(v).copy() for n, v in model.state_dict().items()})
+        return None
+
+    runs = _twin_runs(backend, 8, event)
+    _assert_twins_equal(runs)
+
+
+def test_flat_storage_survives_checkpoint_round_trip(tmp_path):
+    """save_checkpoint / load_checkpoint mid-run into the same model and optimizer."""
+    backend = get_backend("numpy")
+
+    def event(k, model, opt, x, t):
+        if k == 4:
+            path = tmp_path / f"ck{id(opt)}.npz"
+            xpnet.save_checkpoint(path, model, opt)
+            for p in model.parameters():  # scribble: the load must restore everything
+                p.data[...] = 0
+            xpnet.load_checkpoint(path, model, opt)
+        return None
+
+    runs = _twin_runs(backend, 8, event)
+    _assert_twins_equal(runs)
+    assert runs[0][1]._plans[0] is not None
+
+
+def test_flat_storage_param_groups_with_different_hyperparameters(backend):
+    """One plan per group, each updated with its own lr / weight decay."""
+    def groups(model):
+        l1, _, l2 = model
+        return [{"params": [l1.weight, l1.bias], "lr": 1e-2, "weight_decay": 0.1},
+                {"params": [l2.weight, l2.bias], "lr": 3e-3}]
+
+    runs = _twin_runs(backend, 6, lambda *a: None, kw={"lr": 1e-2}, groups=groups)
+    _assert_twins_equal(runs)
+    opt = runs[0][1]
+    assert opt._plans[0] is not None and opt._plans[1] is not None
+    assert opt._plans[0].pflat is not opt._plans[1].pflat
+
+
+def test_flat_storage_leaves_out_frozen_parameters(backend):
+    """requires_grad=False parameters stay out of the buffers and unchanged; switching
+    one off mid-run drops the plan and the run still equals the per-parameter one."""
+    frozen = {}
+
+    def event(k, model, opt, x, t):
+        if k == 0:
+            model[0].bias.requires_grad = False
+            frozen[id(opt)] = _backend.to_numpy(model[0].bias.data).copy()
+        if k == 4:
+            model[2].weight.requires_grad = False
+        return None
+
+    runs = _twin_runs(backend, 8, event, cls=optim.SGD, kw={"lr": 0.1, "momentum": 0.9})
+    _assert_twins_equal(runs)
+    (model, opt), _ = runs
+    np.testing.assert_array_equal(_backend.to_numpy(model[0].bias.data), frozen[id(opt)])
+    plan = opt._plans[0]
+    assert plan is not None and model[2].weight not in plan.members and model[0].bias not in plan.members
+    assert not plan.covers
+
+
+def test_flat_storage_gathers_gradients_set_by_hand(backend):
+    """A gradient assigned by hand (not written into grad_buffer) is copied in."""
+    def event(k, model, opt, x, t):
+        if k == 4:
+            opt.zero_grad()
+            _, dy = xpnet.MSELoss()(model(x), t)
+            model.backward_params(dy)
+            p = model[2].bias
+            p.grad = p.grad * 2.0  # a new array, not the view
+            opt.step()
+        return None
+
+    runs = _twin_runs(backend, 6, event)
+    _assert_twins_equal(runs)

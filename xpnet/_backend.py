@@ -417,6 +417,84 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.from_dlpack(x)
 
 
+_OUT_BACKENDS = ("numpy", "cupy")
+_SUPPORTS_OUT: dict[int, bool] = {}
+
+
+def supports_out(xp: Namespace) -> bool:
+    """Whether ``xp``'s functions accept ``out=`` (NumPy's and CuPy's ufuncs and matmul).
+
+    The Array API has no ``out=``; where the backend offers it, the optimizers' update
+    functions write their temporaries into a caller-provided ``scratch`` array and layers
+    write gradient products straight into the optimizer's flat gradient buffer. Those
+    fast paths perform the same operations in the same order as the portable ones, so
+    the numbers are identical (tested).
+    """
+    key = id(xp)
+    ok = _SUPPORTS_OUT.get(key)
+    if ok is None:
+        ok = _SUPPORTS_OUT[key] = backend_name(xp) in _OUT_BACKENDS
+    return ok
+
+
+_MATMUL_OUT: dict[type, Any] = {}
+
+
+def matmul_out(kind: type) -> Any:
+    """The library's own ``matmul`` taking ``out=`` for arrays of type ``kind``, else None.
+
+    NumPy's and CuPy's; called directly, without the array-api-compat wrapper, whose
+    argument handling costs more than a small product (~1 us of a 2 us call).
+    """
+    try:
+        return _MATMUL_OUT[kind]
+    except KeyError:
+        pass
+    fn = None
+    if kind is np.ndarray:
+        fn = np.matmul
+    elif kind.__module__.split(".")[0] == "cupy":
+        import cupy
+
+        fn = cupy.matmul
+    _MATMUL_OUT[kind] = fn
+    return fn
+
+
+_VIEW_BACKENDS = ("numpy", "cupy", "torch")
+_VIEWS_ALIAS: dict[tuple[int, str], bool] = {}
+
+
+def views_alias(xp: Namespace, device: Any = None) -> bool:
+    """Whether a contiguous slice of a 1-D array, reshaped, shares its memory in ``xp``.
+
+    The Array API leaves view semantics open. NumPy, CuPy and torch guarantee that
+    ``flat[a:b]`` reshaped is a view that in-place writes go through (both ways), which
+    lets an optimizer keep every parameter inside one flat buffer. For any other
+    namespace this is probed once per namespace and device: a write through the view must
+    show in the buffer and vice versa (a tiny array, one host read). Immutable namespaces
+    (JAX) answer False.
+    """
+    name = backend_name(xp)
+    if name in _VIEW_BACKENDS:
+        return True
+    key = (id(xp), repr(device))
+    ok = _VIEWS_ALIAS.get(key)
+    if ok is None:
+        try:
+            kw = {} if device is None else {"device": device}
+            buf = xp.zeros((4,), dtype=xp.float32, **kw)
+            view = xp.reshape(buf[1:3], (2, 1))
+            view[...] = 1.0
+            buf[2] = 2.0
+            host = to_numpy(buf).tolist()
+            ok = host == [0.0, 1.0, 2.0, 0.0] and float(to_numpy(view)[1, 0]) == 2.0
+        except Exception:  # noqa: BLE001 - no in-place writes or no views: not usable
+            ok = False
+        _VIEWS_ALIAS[key] = ok
+    return ok
+
+
 def supports_inplace(x: Array) -> bool:
     """True when ``x`` may be updated in place (``x -= y``); False for JAX and read-only arrays."""
     return array_api_compat.is_writeable_array(x)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from typing import Any
 
 from . import _backend
@@ -102,6 +103,18 @@ def _int_range(xp: Namespace, dtype: Any) -> tuple[int, int]:
 def _to_host_bool(ok: Array) -> bool:
     # The one deliberate host synchronisation of a validating loss.
     return bool(_backend.to_numpy(ok))
+
+
+def _to_host_flags(xp: Namespace, *flags: Array) -> list[bool]:
+    # Several 0-d booleans in one host synchronisation (one transfer, not one each).
+    return [bool(v) for v in _backend.to_numpy(xp.stack(flags)).tolist()]
+
+
+def _version(a: Array) -> Any:
+    # torch counts in-place writes to a tensor (``_version``): a label tensor refilled in
+    # place then counts as a new target. NumPy, CuPy and array-api-strict have no such
+    # counter (see Loss.forget_targets).
+    return getattr(a, "_version", None)
 
 
 def _check_weight_arg(w: Any, who: str, name: str) -> Any:
@@ -199,6 +212,36 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+    # -------------------------------------------------------------- validate once
+
+    def forget_targets(self) -> None:
+        """Forget which target array was validated, so the next call checks its values.
+
+        A validating loss checks the values of a target array once and remembers the
+        array (by object identity, through a weak reference): called again with the
+        very same array, as a loop over a fixed batch does, it skips the check and its
+        host synchronisation. NumPy, CuPy and array-api-strict cannot tell that an array
+        was modified in place, so call this after refilling a target buffer in place
+        with new labels (torch tensors count their in-place writes, and a refilled one
+        is checked again automatically).
+        """
+        self.__dict__.pop("_memo", None)
+
+    def _validated(self, target: Array, key: Any) -> Any:
+        """What :meth:`_remember` stored for this very ``target`` and ``key``, else None."""
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo[0]() is not target or memo[1] != key or memo[2] != _version(target):
+            return None
+        return memo[3]
+
+    def _remember(self, target: Array, key: Any, info: Any) -> None:
+        """Record that ``target`` passed validation under ``key`` (``info``: what was learnt)."""
+        try:
+            ref = weakref.ref(target)
+        except TypeError:  # an array type without weak references: validate every call
+            return
+        self._memo = (ref, key, _version(target), info)
 
     def _reduce(
         self, el: Array, g: Array, n: int, scale: float = 1.0, *, fresh: bool = False, xp: Namespace
@@ -671,18 +714,15 @@ class _ClassLoss(Loss):
         in_range = 0 <= ii < c
         can_ignore = lo <= ii <= hi and (in_range or self.validate)
         if self.validate:
-            ok = target >= 0 if narrow else (target >= 0) & (target < c)
-            if can_ignore:
-                ok = ok | (target == ii)
-            if not _to_host_bool(xp.all(ok)):
-                host = _backend.to_numpy(target)
-                host = host[host != ii] if can_ignore else host
-                raise ValueError(
-                    f"{who}: class labels must lie in [0, {c}) for {c} {self._input_name} per "
-                    f"row, got values from {int(host.min())} to {int(host.max())} (besides "
-                    f"ignore_index={ii}). Hint: labels are 0-based; the model's output "
-                    f"width must be the number of classes"
-                )
+            # Validate once per target array: a loop over a fixed batch pays the check and
+            # its host sync at the first call only (see Loss.forget_targets).
+            key = ("labels", c, ii, tuple(target.shape), target.dtype)
+            any_ignored = self._validated(target, key)
+            if any_ignored is None:
+                any_ignored = self._check_labels(xp, target, c, narrow, can_ignore)
+                self._remember(target, key, any_ignored)
+            # No label equals ignore_index: no mask, and the mean divides by N.
+            can_ignore = can_ignore and any_ignored
         classes = self._classes(xp, c, xp.int64 if narrow else target.dtype, _backend.device_of(input))
         # A label outside [0, C) (the default ignore_index -100) gives a zero row here.
         e = xp.astype(target[:, None] == classes, input.dtype)
@@ -692,6 +732,27 @@ class _ClassLoss(Loss):
             if in_range:
                 e = e * m
         return e, m, in_range
+
+    def _check_labels(self, xp: Namespace, target: Array, c: int, narrow: bool, can_ignore: bool) -> bool:
+        """Raise ValueError unless every label lies in ``[0, C)`` or equals ``ignore_index``;
+        return whether some label equals ``ignore_index`` (one host sync for both)."""
+        ii = self.ignore_index
+        ok = target >= 0 if narrow else (target >= 0) & (target < c)
+        if can_ignore:
+            ignored = target == ii
+            all_ok, any_ignored = _to_host_flags(xp, xp.all(ok | ignored), xp.any(ignored))
+        else:
+            all_ok, any_ignored = _to_host_bool(xp.all(ok)), False
+        if not all_ok:
+            host = _backend.to_numpy(target)
+            host = host[host != ii] if can_ignore else host
+            raise ValueError(
+                f"{type(self).__name__}: class labels must lie in [0, {c}) for {c} "
+                f"{self._input_name} per row, got values from {int(host.min())} to "
+                f"{int(host.max())} (besides ignore_index={ii}). Hint: labels are 0-based; "
+                f"the model's output width must be the number of classes"
+            )
+        return any_ignored
 
     def _check_weight(self, xp: Namespace, input: Array, w: Array, c: int) -> None:
         """Free checks (no sync): the weight must match the input's backend, device, dtype."""
@@ -827,6 +888,8 @@ class CrossEntropyLoss(_ClassLoss):
         if target.ndim == 1 and target.shape[0] == n:
             labels = True
             t, m, _ = self._label_onehot(xp, input, target)
+            if w is None and not eps and m is None and self.reduction != "none":
+                return self._fused_labels(xp, input, target, t)
             if w is None:
                 r = m
                 if eps:
@@ -893,6 +956,44 @@ class CrossEntropyLoss(_ClassLoss):
         if isinstance(d, int) or self.reduction == "sum":
             return self._reduce_total(total, g, n)
         return self._mean_over(total, g, d, m, xp=xp)
+
+    def _fused_labels(self, xp: Namespace, input: Array, target: Array, onehot: Array) -> tuple[Array, Array]:
+        """The common case in one pass: class labels, no weight, no smoothing, no ignored row.
+
+        With ``f = 1/N`` (mean) or 1 (sum), ``z = x - max_c x`` and ``s_i = Σ_c e^(z_ic)``::
+
+            L     = f Σ_i log s_i - f Σ_i z_(i, y_i)
+            dL/dx = e^z (f / s) - f onehot(y)
+
+        the softmax-cross-entropy gradient with the target pre-scaled, written into the
+        fresh ``e^z`` in place where the backend allows it (no ``p``, no ``log p`` matrix).
+        The target's logit is gathered (N values), so a ``-inf`` logit of another class
+        adds nothing, as in torch.
+        """
+        n, c = (int(v) for v in input.shape)
+        f = 1.0 / n if self.reduction == "mean" else 1.0
+        z = input - xp.max(input, axis=1, keepdims=True)
+        y = target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
+        if not self.validate:
+            # Labels promised to lie in [0, C) (fit checked them once); the remainder only
+            # keeps a broken promise from indexing out of bounds (fit's shape probe).
+            y = xp.remainder(y, c)
+        starts = self._row_starts(xp, n, c, _backend.device_of(input))
+        picked = xp.sum(xp.take(xp.reshape(z, (-1,)), starts + y))
+        ez = xp.exp(z)
+        s = xp.sum(ez, axis=1, keepdims=True)
+        total = xp.sum(xp.log(s)) - picked
+        scale = f / s
+        if _backend.supports_inplace(ez):
+            ez *= scale
+            if f != 1.0:
+                onehot *= f  # our own fresh one-hot
+            ez -= onehot
+            g = ez
+        else:
+            g = ez * scale - (onehot * f if f != 1.0 else onehot)
+        loss = total * f if f != 1.0 else total
+        return loss[...], g
 
     def _target_terms(self, xp: Namespace, log_p: Array, target: Array, wy: Array | None, m: Array | None) -> Array:
         """Per-row ``-w_{y_i} log p_{i, y_i}`` for class labels, by gathering each row's

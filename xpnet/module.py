@@ -39,7 +39,7 @@ class Parameter:
         ``zero_grad()``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad")
+    __slots__ = ("data", "grad", "requires_grad", "grad_buffer")
 
     def __init__(self, data: Array, requires_grad: bool = True) -> None:
         if not _backend.is_array(data):
@@ -50,6 +50,7 @@ class Parameter:
         self.data = data
         self.grad: Array | None = None
         self.requires_grad = bool(requires_grad)
+        self.grad_buffer: Array | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:

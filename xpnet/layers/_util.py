@@ -31,6 +31,27 @@ def _like(x: Array, w: Array) -> bool:
     return dev is not None and getattr(x, "device", None) == dev
 
 
+def _grad_product(p: Parameter, a: Array, b: Array) -> None:
+    """Accumulate the gradient product ``a @ b`` into ``p.grad``.
+
+    After ``zero_grad()`` (the usual case) the product becomes ``p.grad``: on backends
+    whose matmul takes ``out=`` (NumPy, CuPy) it is written straight into
+    ``p.grad_buffer``, the parameter's view of the optimizer's flat gradient buffer, so
+    the optimizer finds it in place and nothing is gathered or allocated. Elsewhere it
+    is a fresh array (the optimizer copies it into its buffer).
+    """
+    if p.grad is not None:
+        p.accumulate_grad(a @ b)
+        return
+    buf = p.grad_buffer
+    if buf is not None and buf.shape == p.data.shape and _like(buf, a):
+        mm = _backend.matmul_out(type(buf))
+        if mm is not None:
+            p.grad = mm(a, b, out=buf)
+            return
+    p.grad = a @ b
+
+
 def _check_dy(who: str, dy: Array, ref: Array, shape: tuple[int, ...] | None = None) -> None:
     """``dy`` must have the forward's backend, dtype and device (and ``shape`` if given).
 

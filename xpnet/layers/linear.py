@@ -8,7 +8,7 @@ from typing import Any
 from .. import _backend, init
 from ..module import Module
 from ..random import resolve_generator
-from ._util import _check_dy, _host_param, _like
+from ._util import _check_dy, _grad_product, _host_param, _like
 
 __all__ = ["Linear", "Identity"]
 
@@ -107,17 +107,10 @@ class Linear(Module):
             x2 = xp.reshape(x, (-1, self.in_features))
             dy2 = xp.reshape(dy, (-1, self.out_features))
         weight, bias = self.weight, self.bias
-        # After zero_grad() (the usual case) the fresh product simply becomes .grad.
         if weight.requires_grad:
-            if weight.grad is None:
-                weight.grad = dy2.T @ x2
-            else:
-                weight.accumulate_grad(dy2.T @ x2)
+            _grad_product(weight, dy2.T, x2)  # dW = δᵀ x
         if bias is not None and bias.requires_grad:
-            if bias.grad is None:
-                bias.grad = self._ones(dy2) @ dy2
-            else:
-                bias.accumulate_grad(self._ones(dy2) @ dy2)
+            _grad_product(bias, self._ones(dy2), dy2)  # db = 1ᵀ δ
         return dy @ weight.data if need_dx else None
 
     def _ones(self, dy2: Array) -> Array:

@@ -138,33 +138,35 @@ class Adam(Optimizer):
     def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
         return self._state_keys(group)[1:]
 
-    def _flat_gather_p(self, group: dict[str, Any]) -> bool:
-        return group["weight_decay"] != 0
-
     def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
         beta1, beta2 = group["betas"]
         lr, wd = float(group["lr"]), group["weight_decay"]
         if group["decoupled_weight_decay"] and wd != 0:
             p *= 1.0 - lr * wd  # AdamW's decay, as in adam_step
-        F._adam_update(
+        u, m, v, vmax = F._adam_update(
             p,
             g,
             state["exp_avg"],
             state["exp_avg_sq"],
             state.get("max_exp_avg_sq"),
             step=step,
-            lr=float(group["lr"]),
+            lr=lr,
             beta1=beta1,
             beta2=beta2,
             eps=group["eps"],
-            weight_decay=group["weight_decay"],
+            weight_decay=wd,
             amsgrad=group["amsgrad"],
             maximize=group["maximize"],
             decoupled_weight_decay=group["decoupled_weight_decay"],
             inplace=True,
             scratch=scratch,
         )
-        return p
+        # The portable path may return new arrays (amsgrad's maximum): the flat state
+        # buffers must hold the values.
+        for key, value in (("exp_avg", m), ("exp_avg_sq", v), ("max_exp_avg_sq", vmax)):
+            if value is not None and value is not state.get(key):
+                state[key][...] = value
+        return u
 
 
 class AdamW(Adam):

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import backend_name, namespace_of
+from .. import _backend
+from .._backend import namespace_of
 
 __all__ = [
     "sgd_step",
@@ -40,23 +41,8 @@ __all__ = [
 
 Array = Any
 
-_OUT_BACKENDS = ("numpy", "cupy")
-_SUPPORTS_OUT: dict[int, bool] = {}
-
-
-def supports_out(xp: Any) -> bool:
-    """Whether ``xp``'s elementwise functions accept ``out=`` (NumPy's and CuPy's ufuncs).
-
-    The Array API has no ``out=``; where the backend offers it, :func:`adam_step` and
-    :func:`sgd_step` can write their temporaries into a caller-provided ``scratch`` array
-    and allocate nothing. That fast path performs the same operations in the same order
-    as the portable one, so the numbers are identical (tested).
-    """
-    key = id(xp)
-    ok = _SUPPORTS_OUT.get(key)
-    if ok is None:
-        ok = _SUPPORTS_OUT[key] = backend_name(xp) in _OUT_BACKENDS
-    return ok
+# supports_out lives in xpnet._backend (layers use it too); re-exported here.
+supports_out = _backend.supports_out
 
 
 # The in-place and the rebinding path share one sequence of operations: each helper

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -217,6 +218,8 @@ class Optimizer:
         homes = self._homes
         for gi, group in enumerate(self.param_groups):
             flat = self._flat_step(gi, group) if self._flat_keys(group) is not None else None
+            if flat is not None and flat.covers:
+                continue
             for p in group["params"]:
                 if flat is not None and p in flat.members:
                     continue
@@ -242,72 +245,61 @@ class Optimizer:
                 self._update(p, g, state, group, home[1])
         return loss
 
-    # ------------------------------------------------------------------ multi-tensor path
+    # ------------------------------------------------------------------ flat storage
 
-    #: Parameters of at most this many elements are updated together through flat
-    #: buffers (see :meth:`_flat_step`); larger ones one by one, where the arithmetic
-    #: dominates and gathering would only add copies.
-    flat_max_size: int = 1 << 15
+    #: Parameters with more elements than this are left out of the flat buffers (they
+    #: keep their own arrays and the per-parameter update). Set it to -1 to turn the flat
+    #: storage off (the per-parameter path is the portable reference it is tested against).
+    flat_max_size: int = sys.maxsize
 
     def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
-        """State arrays kept in flat buffers for ``group``; None: no multi-tensor path."""
+        """State arrays kept in flat buffers for ``group``; None: no flat storage."""
         return None
 
     def _flat_update(
-        self, p: Array | None, g: Array, state: dict[str, Array], group: dict[str, Any], step: int | None,
+        self, p: Array, g: Array, state: dict[str, Array], group: dict[str, Any], step: int | None,
         scratch: Array,
-    ) -> Array | None:
-        """Write the update ``u`` of flat ``g`` into ``scratch`` (``p ← p − u`` is the caller's).
+    ) -> Array:
+        """Return the update ``u`` of flat parameters ``p`` from flat gradients ``g``.
 
-        Updates the flat ``state`` arrays in place. ``p`` is the flat parameter copy when
-        :meth:`_flat_gather_p` (weight decay), else None; an optimizer that scales ``p``
-        itself (AdamW) does so in place and returns it. Returns ``p``.
+        ``p ← p − u`` is the caller's. Updates the flat ``state`` arrays in place and may
+        scale ``p`` in place (AdamW's decay). ``u`` is written into ``scratch`` where the
+        backend takes ``out=``, else it is a fresh array.
         """
         raise NotImplementedError(
             f"{type(self).__name__} declares flat state keys but does not implement _flat_update()"
         )
 
     def _flat_step(self, gi: int, group: dict[str, Any]) -> _FlatPlan | None:
-        """Update the small parameters of group ``gi`` together; return the plan used.
+        """Update the parameters of group ``gi`` that live in its flat buffers; return the plan.
 
-        The per-parameter loop spends most of its time on small parameters in Python and
-        array-API dispatch (digits: 4 parameters x 13 operations). Here the group's small
-        parameters keep their array state (``exp_avg``...) as views into one flat buffer
-        per entry, so ``self.state[p]`` and :meth:`state_dict` keep torch's per-parameter
-        layout; each step gathers the gradients into a flat buffer (one copy per
-        parameter), runs the same pure update function once on the flat arrays, and adds
-        the flat update back to each parameter. Elementwise arithmetic does not depend on
-        how elements are grouped, so the numbers are bit-identical to the per-parameter
-        path (tested). It is a NumPy/CuPy fast path (:func:`supports_out`: views into a
-        buffer are guaranteed there; the Array API leaves view semantics open) and it is
-        used from the second step on, for parameters updated in place whose state is
-        already there. Anything unusual (a missing gradient, a moved parameter, loaded
-        state) drops the plan; the per-parameter path then handles those parameters and
-        the state stays valid, being ordinary per-parameter arrays.
+        From the second step on, a group's parameters (same array type, dtype and device,
+        updated in place, on a backend whose slices are views: :func:`xpnet._backend.views_alias`)
+        are moved into one contiguous buffer ``P``: each ``p.data`` becomes a view of
+        it, each gradient a view of a second buffer ``G`` (``p.grad_buffer``, which
+        :class:`~xpnet.Linear` writes its products into), and each state array
+        (``exp_avg``...) a view of one buffer per entry, so ``self.state[p]`` and
+        :meth:`state_dict` keep torch's per-parameter layout. The update is then a handful
+        of whole-buffer operations (SGD 2, Adam 12), whatever the number of layers.
+        Elementwise arithmetic does not depend on how elements are grouped, so the numbers
+        are bit-identical to the per-parameter path (tested on every backend). A gradient
+        that a layer did not write into its view (a layer without ``grad_buffer``
+        support, or one set by hand) is copied in. Anything unusual (a missing gradient,
+        a moved or reloaded parameter, ``requires_grad`` switched off, loaded state)
+        drops the plan; the per-parameter path then handles that step, the arrays being
+        ordinary per-parameter arrays still, and the next step builds a new plan.
         """
         plan = self._plans.get(gi)
-        if plan is not None and not plan.valid(self, group):
-            plan = self._plans[gi] = None
-        if plan is None:
+        if plan is None or not plan.ready(self, group):
+            if plan is not None:
+                plan.release()
+                self._plans[gi] = None
             plan = self._make_plan(gi, group)
             if plan is None:
                 return None
         step = None if plan.step is None else plan.step + 1  # optimizers without a count: None
-        for view, p in zip(plan.gviews, plan.params):
-            view[...] = p.grad
-        if plan.gather_p:
-            # Weight decay reads (AdamW: scales) p: update a flat copy, then copy back.
-            for view, p in zip(plan.pviews, plan.params):
-                view[...] = p.data
-            pflat = self._flat_update(plan.pflat, plan.gflat, plan.flat, group, step, plan.scratch)
-            pflat -= plan.scratch
-            for view, p in zip(plan.pviews, plan.params):
-                p.data[...] = view
-        else:
-            # The update u lands in the scratch buffer; p <- p - u through its views.
-            self._flat_update(None, plan.gflat, plan.flat, group, step, plan.scratch)
-            for view, p in zip(plan.sviews, plan.params):
-                p.data -= view
+        u = self._flat_update(plan.pflat, plan.gflat, plan.flat, group, step, plan.scratch)
+        plan.pflat -= u
         if step is not None:
             for p in plan.params:
                 self.state[p]["step"] = step
@@ -333,9 +325,9 @@ class Optimizer:
             if first is None:
                 first = p
                 xp = _backend.namespace_of(data)
-                if not supports_out(xp):
-                    return None
                 dev = _backend.device_of(data)
+                if not _backend.views_alias(xp, dev):
+                    return None
             elif (
                 type(data) is not type(first.data) or data.dtype != first.data.dtype
                 or _backend.device_of(data) != dev or state.get("step") != self.state[first].get("step")
@@ -344,16 +336,15 @@ class Optimizer:
             if any(state[k].dtype != data.dtype or _backend.device_of(state[k]) != dev for k in keys):
                 continue
             chosen.append(p)
-        if len(chosen) < 2:
+        if not chosen:
             return None
-        plan = _FlatPlan(xp, dev, first.data.dtype, chosen, keys, self.state, self._flat_gather_p(group))
+        plan = _FlatPlan(xp, dev, first.data.dtype, chosen, keys, self.state)
+        plan.covers = len(chosen) == len(group["params"])
+        for p in chosen:  # p.data is a new array (a view): the state's home moves with it
+            self._homes[p] = (p.data, True)
         plan.step = self.state[first].get("step")
         self._plans[gi] = plan
         return plan
-
-    def _flat_gather_p(self, group: dict[str, Any]) -> bool:
-        """Whether the flat update reads ``p`` (weight decay), so ``p`` must be gathered."""
-        return True
 
     def _follow_param(self, p: Parameter, state: dict[str, Any]) -> None:
         """Move ``state``'s arrays to ``p``'s backend, device and dtype if ``p`` has moved.
@@ -497,6 +488,9 @@ class Optimizer:
         self.param_groups = new_groups
         self.state = new_state
         self._homes.clear()
+        for plan in self._plans.values():
+            if plan is not None:
+                plan.release()
         self._plans.clear()
 
     @staticmethod
@@ -524,35 +518,40 @@ class Optimizer:
 
 
 class _FlatPlan:
-    """Flat buffers of one group's small parameters for :meth:`Optimizer._flat_step`."""
+    """The flat buffers of one group's parameters for :meth:`Optimizer._flat_step`.
+
+    ``pflat`` holds the parameters (each ``p.data`` a view of it), ``gflat`` their
+    gradients (``p.grad_buffer``), ``flat[key]`` each state entry, ``scratch`` the update.
+    """
 
     def __init__(
         self, xp: Any, dev: Any, dtype: Any, params: list[Parameter], keys: tuple[str, ...],
-        states: dict[Parameter, dict[str, Any]], gather_p: bool,
+        states: dict[Parameter, dict[str, Any]],
     ) -> None:
         self.params = params
         self.members = set(params)
         self.keys = keys
-        self.gather_p = gather_p
         self.kind = type(params[0].data)
         self.dtype = dtype
         self.step: int | None = 0
         shapes = [tuple(p.data.shape) for p in params]
-        sizes = [math.prod(sh) for sh in shapes]
-        total = sum(sizes)
         offsets = [0]
-        for n in sizes:
-            offsets.append(offsets[-1] + n)
+        for sh in shapes:
+            offsets.append(offsets[-1] + math.prod(sh))
 
         def buffer() -> tuple[Array, list[Array]]:
-            buf = xp.empty((total,), dtype=dtype, device=dev)
-            # copy=False: a view is required (NumPy/CuPy give one for a contiguous slice).
-            views = [xp.reshape(buf[a:b], sh, copy=False) for a, b, sh in zip(offsets, offsets[1:], shapes)]
+            buf = xp.empty((offsets[-1],), dtype=dtype, device=dev)
+            # A contiguous slice reshaped is a view here (views_alias checked it).
+            views = [xp.reshape(buf[a:b], sh) for a, b, sh in zip(offsets, offsets[1:], shapes)]
             return buf, views
 
-        self.gflat, self.gviews = buffer()
         self.pflat, self.pviews = buffer()
-        self.scratch, self.sviews = buffer()
+        self.gflat, self.gviews = buffer()
+        self.scratch, _ = buffer()
+        for pv, gv, p in zip(self.pviews, self.gviews, params):
+            pv[...] = p.data
+            gv[...] = p.grad
+            p.data, p.grad, p.grad_buffer = pv, gv, gv
         self.flat: dict[str, Array] = {}
         self.views: dict[str, list[Array]] = {}
         for key in keys:
@@ -562,31 +561,47 @@ class _FlatPlan:
                 states[p][key] = view  # the per-parameter state now lives in the buffer
             self.flat[key], self.views[key] = buf, views
         self.rows = [
-            (p, p.data, states[p], tuple(p.data.shape), tuple((key, self.views[key][k]) for key in keys))
+            (p, self.pviews[k], self.gviews[k], states[p], tuple((key, self.views[key][k]) for key in keys))
             for k, p in enumerate(params)
         ]
+        #: Whether every parameter of the group is in the buffers (step() then skips
+        #: the per-parameter loop).
+        self.covers: bool = False
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
-        # A copy (copy.deepcopy, pickle) of the optimizer copies each state view as an
+        # A copy (copy.deepcopy, pickle) of the optimizer copies each view as an
         # independent array, no longer inside the copied flat buffers: drop the plan
-        # instead; the copy rebuilds one from its own state at its next step.
+        # instead; the copy rebuilds one from its own arrays at its next step.
         return (_no_plan, ())
 
-    def valid(self, opt: Optimizer, group: dict[str, Any]) -> bool:
-        """Whether the plan still describes the group: attribute reads only, no sync."""
-        if opt._flat_gather_p(group) != self.gather_p or opt._flat_keys(group) != self.keys:
-            return False  # hyperparameters changed (weight decay, amsgrad) since it was built
+    def release(self) -> None:
+        """Stop offering the gradient views to layers (the plan is being dropped)."""
+        for p, gv in zip(self.params, self.gviews):
+            if p.grad_buffer is gv:
+                p.grad_buffer = None
+
+    def ready(self, opt: Optimizer, group: dict[str, Any]) -> bool:
+        """Whether the plan still describes the group, gathering stray gradients.
+
+        Attribute reads only, no sync. A gradient that is not its view (set by a layer
+        that does not write into ``grad_buffer``, or by hand) is copied into the view. A
+        missing or mismatched gradient, a parameter whose ``data`` is no longer its view
+        (moved, reloaded, rebound), ``requires_grad`` switched off, or state arrays that
+        are no longer the plan's views make the plan stale.
+        """
+        if opt._flat_keys(group) != self.keys:
+            return False  # hyperparameters changed (amsgrad, momentum) since it was built
         states, kind, dtype, step = opt.state, self.kind, self.dtype, self.step
-        for p, data, state, shape, views in self.rows:
-            g = p.grad
-            # p.data still the array the plan was built for: not moved, reloaded or rebound
-            # (load_state_dict drops every plan); the state dict and its arrays still ours.
-            if (
-                g is None or p.data is not data or type(g) is not kind or g.dtype != dtype
-                or g.shape != shape or not p.requires_grad or states.get(p) is not state
-            ):
+        for p, data, gview, state, views in self.rows:
+            if p.data is not data or not p.requires_grad or states.get(p) is not state:
                 return False
-            if state.get("step") != step:
+            g = p.grad
+            if g is not gview:
+                if g is None or type(g) is not kind or g.dtype != dtype or g.shape != data.shape:
+                    return False
+                gview[...] = g
+                p.grad = gview
+            if step is not None and state["step"] != step:
                 return False
             for key, view in views:
                 if state.get(key) is not view:

@@ -77,9 +77,6 @@ class SGD(Optimizer):
     def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _flat_gather_p(self, group: dict[str, Any]) -> bool:
-        return group["weight_decay"] != 0
-
     def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
         u, _ = F._sgd_update(
             p,
@@ -94,9 +91,7 @@ class SGD(Optimizer):
             inplace=True,
             scratch=scratch,
         )
-        if u is not scratch:  # nesterov's update is a fresh array
-            scratch[...] = u
-        return p
+        return u
 
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         momentum = group["momentum"]
