@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .impls import CEILING, IMPLS, REFERENCE, available_impls, is_tracemalloc_visible, make_impl
+from .impls import CEILING, IMPLS, REFERENCE, TEXTBOOK, available_impls, is_tracemalloc_visible, make_impl
 from .workloads import WORKLOADS, Workload, initial_weights, make_batch
 
 __all__ = [
@@ -166,8 +166,18 @@ def _calibrate(impl: Any, sample_s: float) -> int:
         n *= 4
 
 
-def time_round_robin(impls: dict[str, Any], repeats: int, sample_s: float) -> dict[str, list[float]]:
-    """Per-step seconds of each implementation, ``repeats`` samples taken round-robin."""
+def time_round_robin(impls: dict[str, Any], repeats: int, sample_s: float,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """Per-step seconds of each implementation, ``repeats`` rounds of one sample each.
+
+    Every round runs each implementation once, in a fresh random order (a fixed
+    rotation biases the block that follows the baseline), so round ``r`` of two
+    implementations forms a pair taken under the same machine conditions: see
+    :func:`paired_ratios`.
+    """
+    import random
+
+    rng = random.Random(seed)
     for impl in impls.values():
         for _ in range(WARMUP_STEPS):
             impl.step()
@@ -175,9 +185,9 @@ def time_round_robin(impls: dict[str, Any], repeats: int, sample_s: float) -> di
     number = {name: _calibrate(impl, sample_s) for name, impl in impls.items()}
     samples: dict[str, list[float]] = {name: [] for name in impls}
     order = list(impls)
-    for r in range(repeats):
-        k = r % len(order)
-        for name in order[k:] + order[:k]:
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for name in order:
             impl, n = impls[name], number[name]
             impl.sync()
             t0 = time.perf_counter()
@@ -186,6 +196,30 @@ def time_round_robin(impls: dict[str, Any], repeats: int, sample_s: float) -> di
             impl.sync()
             samples[name].append((time.perf_counter() - t0) / n)
     return samples
+
+
+def paired_ratios(samples: dict[str, list[float]], base: str) -> dict[str, float]:
+    """Median over rounds of ``t_impl / t_base`` measured in the same round."""
+    return {
+        name: statistics.median(a / b for a, b in zip(ts, samples[base]))
+        for name, ts in samples.items()
+    }
+
+
+def batch_sweep(workload: str, batches: tuple[int, ...], repeats: int, sample_s: float) -> dict[str, Any]:
+    """xpnet_numpy / numpy_tuned (paired median) as the batch size goes from 1 to 2048."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for n in batches:
+        w = dataclasses.replace(WORKLOADS[workload], batch=n)
+        weights = initial_weights(w)
+        x, y = make_batch(w)
+        impls = {name: make_impl(name, w, weights, x, y) for name in (REFERENCE, "xpnet_numpy")}
+        samples = time_round_robin(impls, repeats, sample_s)
+        out[str(n)] = {"ratio": paired_ratios(samples, REFERENCE)["xpnet_numpy"],
+                       "reference_s": statistics.median(samples[REFERENCE])}
+    return out
 
 
 def peak_memory(w: Workload, name: str) -> dict[str, float]:
@@ -397,7 +431,8 @@ def _fmt_b(b: float) -> str:
 
 def format_table(results: dict[str, Any]) -> str:
     lines = []
-    hdr = f"{'workload':<8} {'implementation':<15} {'median':>10} {'min':>10} {'max':>10} {'/ref':>6} {'/ceil':>6}"
+    hdr = (f"{'workload':<8} {'implementation':<15} {'median':>10} {'min':>10} {'max':>10} "
+           f"{'/tuned':>6} {'/book':>6} {'/ceil':>6}")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     for wname, wres in results["workloads"].items():
@@ -405,8 +440,9 @@ def format_table(results: dict[str, Any]) -> str:
             t = r["seconds"]
             ratio = f"{r['ratio_to_ref']:.2f}" if r.get("ratio_to_ref") is not None else "-"
             ceil = f"{r['ratio_to_ceiling']:.2f}" if r.get("ratio_to_ceiling") is not None else "-"
+            book = f"{r['ratio_to_textbook']:.2f}" if r.get("ratio_to_textbook") is not None else "-"
             lines.append(f"{wname:<8} {name:<15} {_fmt_t(t['median']):>10} {_fmt_t(t['min']):>10} "
-                         f"{_fmt_t(t['max']):>10} {ratio:>6} {ceil:>6}")
+                         f"{_fmt_t(t['max']):>10} {ratio:>6} {book:>6} {ceil:>6}")
         for name, why in wres.get("skipped", {}).items():
             lines.append(f"{wname:<8} {name:<15} skipped: {why}")
         lines.append("")
@@ -426,6 +462,11 @@ def format_table(results: dict[str, Any]) -> str:
                                  f"retained {_fmt_b(m['retained_bytes']):>10}{rel_s}")
                 else:
                     lines.append(f"  {wname:<8} {name:<15} {m.get('status', 'n/a')}")
+        lines.append("")
+    sweep = results.get("batch_sweep")
+    if sweep:
+        lines.append(f"Batch-size sweep ({sweep['workload']}): xpnet_numpy / numpy_tuned, paired medians")
+        lines.append("  " + "  ".join(f"N={n}: {r['ratio']:.2f}" for n, r in sweep["ratios"].items()))
         lines.append("")
     fit = results.get("fit")
     if fit:
@@ -457,17 +498,21 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fmt_r(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}"
+
+
 def format_markdown(results: dict[str, Any]) -> str:
     """The step table as Markdown (what docs/performance.md shows)."""
-    rows = ["| workload | implementation | median | min | max | / numpy_ref | / matmul ceiling |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    rows = ["| workload | implementation | median | min | max | / numpy_tuned | / numpy_textbook | / matmul ceiling |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     for wname, wres in results["workloads"].items():
         for name, r in wres["timings"].items():
             t = r["seconds"]
             ceil = r.get("ratio_to_ceiling")
             rows.append(f"| {wname} | {name} | {_fmt_t(t['median'])} | {_fmt_t(t['min'])} | "
                         f"{_fmt_t(t['max'])} | {r['ratio_to_ref']:.2f} | "
-                        f"{'-' if ceil is None else f'{ceil:.2f}'} |")
+                        f"{_fmt_r(r.get('ratio_to_textbook'))} | {_fmt_r(ceil)} |")
     return "\n".join(rows)
 
 
@@ -523,15 +568,16 @@ def run(args: Any) -> dict[str, Any]:
         impls = {n: make_impl(n, w, weights, x, y) for n in here}
         samples = time_round_robin(impls, repeats, sample_s)
         del impls
-        ref_med = statistics.median(samples[REFERENCE])
-        ceil_med = statistics.median(samples[CEILING]) if CEILING in samples else None
+        paired = paired_ratios(samples, REFERENCE)
+        paired_ceil = paired_ratios(samples, CEILING) if CEILING in samples else None
+        paired_book = paired_ratios(samples, TEXTBOOK) if TEXTBOOK in samples else None
         timings = {}
         for n in here:
-            med = statistics.median(samples[n])
             timings[n] = {
                 "seconds": _summary(samples[n]),
-                "ratio_to_ref": med / ref_med,
-                "ratio_to_ceiling": med / ceil_med if ceil_med else None,
+                "ratio_to_ref": paired[n],
+                "ratio_to_textbook": paired_book[n] if paired_book else None,
+                "ratio_to_ceiling": paired_ceil[n] if paired_ceil else None,
             }
         results["workloads"][wname] = {
             "description": w.description,
@@ -556,6 +602,12 @@ def run(args: Any) -> dict[str, Any]:
                 mem["xpnet_cupy"]["ratio_to_torch_cuda"] = (
                     mem["xpnet_cupy"]["peak_bytes"] / max(1, mem["torch_cuda"]["peak_bytes"]))
             results["memory"][wname] = mem
+    sweep = getattr(args, "batch_sweep", None)
+    if sweep:
+        results["batch_sweep"] = {
+            "workload": sweep,
+            "ratios": batch_sweep(sweep, (1, 8, 32, 128, 512, 2048), max(3, repeats // 2), sample_s),
+        }
     if not args.no_fit:
         results["fit"] = bench_fit(fit_epochs, max(1, min(repeats, 5)))
         if not args.quick:

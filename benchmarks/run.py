@@ -4,12 +4,13 @@ Usage (from the repository root)::
 
     python benchmarks/run.py                       # everything available, full repeats
     python benchmarks/run.py --quick               # a fast, noisier pass
-    python benchmarks/run.py --workloads wide --impls numpy_ref,xpnet_numpy,torch_cpu
+    python benchmarks/run.py --workloads wide --impls numpy_tuned,xpnet_numpy,torch_cpu
     python benchmarks/run.py --threads 1 --json /tmp/one_thread.json
     python benchmarks/run.py --markdown table.md   # also the step table as Markdown
 
 Workloads (see ``benchmarks/workloads.py``): xor, digits, wide, deep. Implementations:
-``numpy_ref`` (the hand-written reference every ratio divides by), ``xpnet_numpy``,
+``numpy_tuned`` (the tuned flat-buffer NumPy step every
+ratio divides by), ``numpy_textbook``, ``xpnet_numpy``,
 ``xpnet_strict``, ``torch_cpu``, and with a usable GPU ``xpnet_cupy`` and ``torch_cuda``;
 ``matmul_ceiling`` times the step's matrix products alone.
 
@@ -19,12 +20,12 @@ Method
   and its parameter change must match the reference's (relative L2 error below
   ``AGREE_RTOL``): the ratios then compare code doing identical arithmetic.
 * Warm-up steps, then a calibrated number of consecutive steps per sample (so a sample
-  lasts about ``--sample-ms``), repeated ``--repeats`` times round-robin across
-  implementations, rotating the starting implementation each round, so machine noise
-  hits every implementation alike. GPU implementations synchronise at the end of every
+  lasts about ``--sample-ms``), repeated ``--repeats`` rounds; each round runs every
+  implementation once in a fresh random order (a fixed rotation biases the block that
+  follows the baseline), and ratios are medians of per-round paired ratios. GPU implementations synchronise at the end of every
   sample (never inside it: a step must not need a host sync).
 * Reported: median, min and max of the per-step time over the samples; the ratio of
-  medians to ``numpy_ref``; the ratio to ``matmul_ceiling``.
+  paired per-round medians to ``numpy_tuned``; the ratio to ``matmul_ceiling``.
 * Peak memory (wide workload, NumPy-backed implementations): ``tracemalloc`` is started
   before the implementation is built, which then runs 3 steps; the traced peak counts
   every NumPy buffer it allocated (parameters, gradients, optimizer state, activations
@@ -55,7 +56,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workloads", default="xor,digits,wide,deep",
                    help="comma-separated subset of xor,digits,wide,deep (default all)")
     p.add_argument("--impls", default="all",
-                   help="comma-separated implementations (default all available): numpy_ref, "
+                   help="comma-separated implementations (default all available): numpy_tuned, numpy_textbook, "
                         "xpnet_numpy, xpnet_strict, torch_cpu, xpnet_cupy, torch_cuda, matmul_ceiling")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed samples per implementation (default 15, 5 with --quick)")
@@ -70,6 +71,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="BLAS/OpenMP threads for numpy and torch (default: the libraries' own)")
     p.add_argument("--no-fit", action="store_true", help="skip the fit-loop overhead benchmark")
+    p.add_argument("--batch-sweep", default=None, metavar="WORKLOAD",
+                   help="also time xpnet_numpy against numpy_tuned at batch sizes 1..2048 on WORKLOAD")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--fit-epochs", type=int, default=None,
                    help="epochs per fit sample (default 3, 1 with --quick)")

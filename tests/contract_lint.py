@@ -46,7 +46,7 @@ SYNC_CASTS = frozenset({"float", "int", "bool", "complex"})
 SYNC_METHODS = frozenset({"item", "tolist", "__float__", "__int__", "__bool__"})
 TO_HOST = frozenset({"to_numpy", "asnumpy"})
 #: xpnet's own helpers that exist to sync (one place to find them all).
-SYNC_HELPERS = frozenset({"_to_host_bool", "_host_bool", "_host_float"})
+SYNC_HELPERS = frozenset({"_to_host_bool", "_to_host_flags", "_host_bool", "_host_float"})
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ def test_harness_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
     results = run.main([
         "--quick", "--workloads", "xor,digits,deep",
-        "--impls", "numpy_ref,xpnet_numpy,xpnet_strict,torch_cpu,matmul_ceiling",
+        "--impls", "numpy_tuned,numpy_textbook,xpnet_numpy,xpnet_strict,torch_cpu,matmul_ceiling",
         "--repeats", "1", "--sample-ms", "0.5", "--fit-epochs", "1", "--json", str(out),
     ])
     assert results["ok"], results["agreement"]
@@ -33,7 +33,7 @@ def test_harness_smoke(tmp_path, capsys):
     assert saved["machine"]["cpu"] and saved["machine"]["numpy"] == np.__version__
     for name in ("xor", "digits", "deep"):
         timings = saved["workloads"][name]["timings"]
-        assert timings["numpy_ref"]["ratio_to_ref"] == pytest.approx(1.0)
+        assert timings["numpy_tuned"]["ratio_to_ref"] == pytest.approx(1.0)
         for impl in ("xpnet_numpy", "xpnet_strict", "matmul_ceiling"):
             t = timings[impl]["seconds"]
             assert 0 < t["min"] <= t["median"] <= t["max"]
@@ -47,7 +47,7 @@ def test_harness_smoke(tmp_path, capsys):
 
 def test_peak_memory_is_measured():
     w = WORKLOADS["digits"]
-    ref = harness.peak_memory(w, "numpy_ref")
+    ref = harness.peak_memory(w, "numpy_tuned")
     xp_ = harness.peak_memory(w, "xpnet_numpy")
     # at least parameters + gradients + Adam's two moments, in float32
     floor = 4 * 4 * w.n_params
@@ -59,7 +59,7 @@ def test_agreement_check_detects_a_different_update():
     w = WORKLOADS["digits"]
     weights, (x, y) = initial_weights(w), make_batch(w)
     start = [a for pair in weights for a in pair]
-    ref = harness._run_steps("numpy_ref", w, weights, x, y, harness.AGREE_STEPS)
+    ref = harness._run_steps("numpy_tuned", w, weights, x, y, harness.AGREE_STEPS)
     same = harness._run_steps("xpnet_numpy", w, weights, x, y, harness.AGREE_STEPS)
     other = harness._run_steps("xpnet_numpy", dataclasses.replace(w, lr=w.lr * 1.1), weights, x, y,
                                harness.AGREE_STEPS)

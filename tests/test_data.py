@@ -462,3 +462,21 @@ def test_csv_string_labels_are_classes_in_sorted_order(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b,y\n1,2,rose\n3,x,daisy\n")
     with pytest.raises(ValueError, match=r"line 3, column 2 \('b'\): cannot read 'x'"):
         xpnet.data.load_file(tmp_path / "bad.csv")
+
+
+def test_digits_read_without_importing_sklearn_equals_load_digits():
+    """The digits table is read straight from scikit-learn's data file (no ~0.9 s import
+    of sklearn.datasets); it must equal what load_digits returns."""
+    import subprocess
+    import sys
+
+    skd = pytest.importorskip("sklearn.datasets")
+    from xpnet.data import load_dataset
+
+    ds = load_dataset("digits")
+    bunch = skd.load_digits()
+    np.testing.assert_array_equal(np.asarray(ds.X, dtype=np.float64).reshape(len(bunch.data), -1), bunch.data)
+    np.testing.assert_array_equal(np.asarray(ds.y), bunch.target)
+    code = "import sys, xpnet.data as d; d.load_dataset('digits'); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -107,7 +107,8 @@ def _to_host_bool(ok: Array) -> bool:
 
 def _to_host_flags(xp: Namespace, *flags: Array) -> list[bool]:
     # Several 0-d booleans in one host synchronisation (one transfer, not one each).
-    return [bool(v) for v in _backend.to_numpy(xp.stack(flags)).tolist()]
+    host = _backend.to_numpy(xp.stack(flags))
+    return [bool(host[i]) for i in range(len(flags))]
 
 
 def _version(a: Array) -> Any:
