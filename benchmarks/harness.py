@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from .impls import CEILING, IMPLS, REFERENCE, TEXTBOOK, available_impls, is_tracemalloc_visible, make_impl
+from .impls import (
+    CEILING,
+    IMPLS,
+    REFERENCE,
+    TEXTBOOK,
+    available_impls,
+    is_tracemalloc_visible,
+    make_impl,
+)
 from .workloads import WORKLOADS, Workload, initial_weights, make_batch
 
 __all__ = [
