@@ -279,7 +279,7 @@ def test_out_fast_path_matches_portable_path(backend, name, kw):
     """The no-allocation ``out=`` path (DESIGN 2.6; NumPy and CuPy) gives the portable
     path's numbers exactly, and is taken exactly where the backend supports ``out=``."""
     cls = getattr(optim, name)
-    fast = type(f"Fast{name}", (cls,), {"scratch_min_size": 0})  # scratch for any size
+    fast = type(f"Fast{name}", (cls,), {"scratch_min_size": 0, "flat_max_size": -1})  # per-parameter scratch, any size
     params_a, opt_a = _run(backend, "float32", fast, kw, 6)
     params_b, _ = _run(backend, "float32", cls, kw, 6, opt_factory=_portable_class(cls))
     for pa, pb in zip(params_a, params_b):

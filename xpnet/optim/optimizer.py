@@ -338,6 +338,8 @@ class Optimizer:
             chosen.append(p)
         if not chosen:
             return None
+        for p in chosen:
+            self._work.pop(p, None)  # the per-parameter scratch: the plan has its own
         plan = _FlatPlan(xp, dev, first.data.dtype, chosen, keys, self.state)
         plan.covers = len(chosen) == len(group["params"])
         for p in chosen:  # p.data is a new array (a view): the state's home moves with it
@@ -545,13 +547,17 @@ class _FlatPlan:
             views = [xp.reshape(buf[a:b], sh) for a, b, sh in zip(offsets, offsets[1:], shapes)]
             return buf, views
 
+        # One buffer at a time, each array rebound to its view as soon as it is copied,
+        # so the per-parameter arrays are freed as we go: the peak is the old arrays plus
+        # one buffer, not plus all of them.
         self.pflat, self.pviews = buffer()
-        self.gflat, self.gviews = buffer()
-        self.scratch, _ = buffer()
-        for pv, gv, p in zip(self.pviews, self.gviews, params):
+        for pv, p in zip(self.pviews, params):
             pv[...] = p.data
+            p.data = pv
+        self.gflat, self.gviews = buffer()
+        for gv, p in zip(self.gviews, params):
             gv[...] = p.grad
-            p.data, p.grad, p.grad_buffer = pv, gv, gv
+            p.grad = p.grad_buffer = gv
         self.flat: dict[str, Array] = {}
         self.views: dict[str, list[Array]] = {}
         for key in keys:
@@ -560,6 +566,7 @@ class _FlatPlan:
                 view[...] = states[p][key]
                 states[p][key] = view  # the per-parameter state now lives in the buffer
             self.flat[key], self.views[key] = buf, views
+        self.scratch, _ = buffer()
         self.rows = [
             (p, self.pviews[k], self.gviews[k], states[p], tuple((key, self.views[key][k]) for key in keys))
             for k, p in enumerate(params)
