@@ -36,7 +36,11 @@ class Parameter:
         The current value.
     grad
         dL/d(data), accumulated by ``backward``; ``None`` until the first backward or after
-        ``zero_grad()``.
+        ``zero_grad()``. Under an optimizer's flat storage it is a view into the
+        optimizer's gradient buffer, overwritten by the next backward: copy it to keep it.
+    grad_buffer
+        ``None``, or the view of an optimizer's flat gradient buffer that a layer may
+        write this parameter's gradient into (docs/optim.md, "Flat parameter storage").
     """
 
     __slots__ = ("data", "grad", "requires_grad", "grad_buffer")
