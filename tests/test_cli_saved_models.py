@@ -145,3 +145,27 @@ def test_string_labels_train_save_predict_and_eval(tmp_path, capsys):
     (tmp_path / "new.csv").write_text("x1,x2,species\n0,4,lily\n")
     assert main(["eval", ck, "--data", str(tmp_path / "new.csv")]) == 1
     assert "labels ['lily'] are not among the model's classes" in capsys.readouterr().err
+
+
+def test_eval_of_a_softmax_headed_classifier_reports_its_cross_entropy(tmp_path, capsys):
+    """A head that already ends in softmax outputs probabilities: eval's loss is
+    -mean log p_y, not the cross entropy of a second softmax over them."""
+    import json
+
+    import numpy as np
+
+    import xpnet
+    from xpnet.cli import main
+    from xpnet.data import load_dataset
+    from xpnet.models import mlp
+
+    ds = load_dataset("iris")
+    model = mlp([4, 8, 3], output_activation="softmax", generator=0)
+    path = tmp_path / "soft.npz"
+    xpnet.save_checkpoint(path, model, task="classification")
+    out = tmp_path / "m.json"
+    assert main(["eval", str(path), "iris", "--split", "all", "--metrics-json", str(out)]) == 0
+    got = json.loads(out.read_text())["loss"]
+    p = np.asarray(model.eval()(np.asarray(ds.X, dtype=np.float32)), dtype=np.float64)
+    expected = -np.mean(np.log(p[np.arange(len(ds.y)), np.asarray(ds.y)]))
+    assert got == pytest.approx(expected, rel=1e-5)

@@ -449,10 +449,39 @@ def _apply_scaler(X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
         return (X - mean) / scale
 
 
-def _make_loss(task: str) -> Any:
-    from .losses import CrossEntropyLoss, MSELoss
+def _make_loss(task: str, output_activation: str | None = None) -> Any:
+    """The loss a run reports: cross entropy on the model's logits for classification.
 
-    return CrossEntropyLoss() if task == "classification" else MSELoss()
+    A classifier whose head already ends in ``softmax`` / ``log_softmax`` outputs
+    (log-)probabilities: its cross entropy is the NLL of their log, not a second softmax.
+    """
+    from .losses import CrossEntropyLoss, MSELoss, NLLLoss
+
+    if task != "classification":
+        return MSELoss()
+    if output_activation == "log_softmax":
+        return NLLLoss()
+    if output_activation == "softmax":
+        return _ProbabilityNLL()
+    return CrossEntropyLoss()
+
+
+class _ProbabilityNLL:
+    """Cross entropy of probability outputs: ``NLLLoss`` of ``log p`` (p clamped at the
+    smallest normal, so a 0 gives a large finite loss instead of inf). The gradient is
+    with respect to ``log p``; only ``xpnet eval`` uses it, which reads the loss alone."""
+
+    def __init__(self) -> None:
+        from .losses import NLLLoss
+
+        self.inner = NLLLoss()
+
+    def __call__(self, input: Any, target: Any) -> Any:
+        from . import _backend
+
+        xp = _backend.namespace_of(input)
+        tiny = float(xp.finfo(input.dtype).smallest_normal)
+        return self.inner(xp.log(xp.maximum(input, tiny)), target)
 
 
 # --------------------------------------------------------------------------- results and checkpoints

@@ -240,7 +240,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dtype = saved.config["dtype"]
     Xb = _to_backend(X, saved.xp, saved.dev, dtype)
     yb = _to_backend(y, saved.xp, saved.dev, None if task == "classification" else dtype)
-    res = _evaluate(saved.model, _make_loss(task), Xb, yb, task, args.batch_size)
+    loss_fn = _make_loss(task, saved.config.get("output_activation"))
+    res = _evaluate(saved.model, loss_fn, Xb, yb, task, args.batch_size)
     out = {"samples": int(len(X)), "split": split, "task": task, "loss": res.get("loss"),
            "accuracy": res.get("accuracy") if task == "classification" else None}
     if args.metrics_json:
