@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from .reference import NumpyReference
 from .workloads import Workload, linear_shapes
 
 __all__ = ["TunedReference"]
@@ -77,36 +78,10 @@ class TunedReference:
             self.y = np.ascontiguousarray(y, dtype=_F32)
         self.loss = None
 
-    # ------------------------------------------------------------------ pieces
-
-    @staticmethod
-    def _act_(name: str, z: np.ndarray) -> None:
-        if name == "relu":
-            np.maximum(z, 0.0, out=z)
-        elif name == "tanh":
-            np.tanh(z, out=z)
-        elif name == "sigmoid":
-            np.negative(z, out=z)
-            np.exp(z, out=z)
-            z += 1.0
-            np.reciprocal(z, out=z)
-        else:  # pragma: no cover - workloads use the three above
-            raise ValueError(name)
-
-    def _act_backward_(self, name: str, i: int) -> None:
-        """d[i] *= act'(.) computed from the stored output h[i]."""
-        h, d, t = self.h[i], self.d[i], self.tmp[i]
-        if name == "relu":
-            np.greater(h, 0.0, out=self.mask[i])
-            np.multiply(d, self.mask[i], out=d)
-        elif name == "tanh":
-            np.multiply(h, h, out=t)
-            np.subtract(1.0, t, out=t)
-            d *= t
-        else:  # sigmoid
-            np.subtract(1.0, h, out=t)
-            t *= h
-            d *= t
+    # The activations and their derivatives from stored outputs are the textbook step's
+    # (same attribute names: h, d, tmp, mask): in place with out= there already.
+    _act_ = staticmethod(NumpyReference._act_)
+    _act_backward_ = NumpyReference._act_backward_
 
     # ------------------------------------------------------------------ the step
 
