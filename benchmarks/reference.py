@@ -20,7 +20,32 @@ import numpy as np
 
 from .workloads import Workload, linear_shapes
 
-__all__ = ["NumpyReference", "MatmulCeiling"]
+__all__ = ["NumpyReference", "MatmulCeiling", "adam_inplace"]
+
+
+def adam_inplace(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, s: np.ndarray,
+                 t: int, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+    """torch's Adam step ``t`` on ``p`` in place, every temporary in the scratch ``s``.
+
+    ``m += (1 − β1)(g − m)`` (torch's lerp form), ``v = β2 v + (1 − β2) g²``,
+    ``p −= lr/bc1 · m / (√v/√bc2 + ε)``. The textbook step calls it per parameter, the
+    tuned step once on its flat buffers.
+    """
+    step_size = lr / (1.0 - b1**t)
+    inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2**t)
+    np.subtract(g, m, out=s)
+    s *= 1.0 - b1
+    m += s
+    v *= b2
+    np.multiply(g, g, out=s)
+    s *= 1.0 - b2
+    v += s
+    np.sqrt(v, out=s)
+    s *= inv_sqrt_bc2
+    s += eps
+    np.divide(m, s, out=s)
+    s *= step_size
+    p -= s
 
 
 class NumpyReference:
@@ -137,26 +162,8 @@ class NumpyReference:
         lr = w.lr
         self.t += 1
         if w.optimizer == "adam":
-            b1, b2, eps = 0.9, 0.999, 1e-8
-            bc1 = 1.0 - b1**self.t
-            bc2 = 1.0 - b2**self.t
-            step_size = lr / bc1
-            inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
             for p, g, m, v, s in zip(params, grads, self.m, self.v, self.scratch):
-                m *= b1
-                np.multiply(g, 1.0 - b1, out=s)
-                m += s
-                v *= b2
-                np.multiply(g, g, out=s)
-                s *= 1.0 - b2
-                v += s
-                # p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), torch's formula
-                np.sqrt(v, out=s)
-                s *= inv_sqrt_bc2
-                s += eps
-                np.divide(m, s, out=s)
-                s *= step_size
-                p -= s
+                adam_inplace(p, g, m, v, s, self.t, lr)
         elif w.momentum:
             mu = w.momentum
             first = self.t == 1

@@ -23,11 +23,9 @@ The loss is computed every step as a 0-d array and never read, as in the other s
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .reference import NumpyReference
+from .reference import NumpyReference, adam_inplace
 from .workloads import Workload, linear_shapes
 
 __all__ = ["TunedReference"]
@@ -132,25 +130,7 @@ class TunedReference:
         lr = w.lr
         self.t += 1
         if w.optimizer == "adam":
-            b1, b2, eps = 0.9, 0.999, 1e-8
-            step_size = lr / (1.0 - b1**self.t)
-            inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2**self.t)
-            m, v = self.m, self.v
-            # m += (1 − β1)(g − m): torch's lerp form; v = β2 v + (1 − β2) g².
-            np.subtract(G, m, out=s)
-            s *= 1.0 - b1
-            m += s
-            v *= b2
-            np.multiply(G, G, out=s)
-            s *= 1.0 - b2
-            v += s
-            # p −= lr/bc1 · m / (√v/√bc2 + ε), torch's formula.
-            np.sqrt(v, out=s)
-            s *= inv_sqrt_bc2
-            s += eps
-            np.divide(m, s, out=s)
-            s *= step_size
-            P -= s
+            adam_inplace(P, G, self.m, self.v, s, self.t, lr)  # whole buffers at once
         elif w.momentum:
             buf = self.buf
             if self.t == 1:  # torch: the buffer starts as the first gradient
