@@ -542,3 +542,91 @@ def test_ce_weight_not_mutated(backend):
         CrossEntropyLoss(weight=w, **kw)(x, backend.asarray(labels_with_ignored()))
         CrossEntropyLoss(weight=w, **kw)(x, backend.asarray(prob_targets(), dtype="float64"))
     np.testing.assert_array_equal(backend.to_numpy(w), CE_W)
+
+
+# ------------------------------------------------------------------ validate once
+
+
+def _count_syncs(monkeypatch):
+    """Count the host synchronisations of the label check."""
+    import xpnet.losses as L
+
+    calls = []
+    real_flags, real_bool = L._to_host_flags, L._to_host_bool
+    monkeypatch.setattr(L, "_to_host_flags", lambda *a: calls.append("flags") or real_flags(*a))
+    monkeypatch.setattr(L, "_to_host_bool", lambda *a: calls.append("bool") or real_bool(*a))
+    return calls
+
+
+@pytest.mark.parametrize("reduction", SCALAR_REDUCTIONS)
+def test_ce_validates_a_target_array_once_and_reuses_its_targets(backend, monkeypatch, reduction):
+    calls = _count_syncs(monkeypatch)
+    x = backend.asarray(rng(40).standard_normal((N, C)), dtype="float64")
+    y = backend.asarray(labels())
+    ce = CrossEntropyLoss(reduction=reduction)
+    first = ce(x, y)
+    assert len(calls) == 1  # the labels were checked, with one host transfer
+    again = ce(x, y)
+    assert len(calls) == 1  # the very same array: neither checked nor rebuilt
+    fresh = CrossEntropyLoss(reduction=reduction, validate=False)(x, y)  # builds its targets
+    for a, b, c in zip(first, again, fresh):
+        backend.check(b, dtype="float64")
+        np.testing.assert_array_equal(backend.to_numpy(b), backend.to_numpy(a))
+        np.testing.assert_array_equal(backend.to_numpy(b), backend.to_numpy(c))
+    # another array with the same values is another target: checked again
+    ce(x, backend.asarray(labels()))
+    assert len(calls) == 2
+
+
+def test_ce_forget_targets_after_refilling_a_label_buffer(backend):
+    x = backend.asarray(rng(41).standard_normal((N, C)), dtype="float64")
+    yh = labels()
+    y = backend.asarray(yh.copy())  # (NumPy's asarray would share yh's memory)
+    ce = CrossEntropyLoss()
+    ce(x, y)
+    y[0] = (int(yh[0]) + 1) % C  # a new label in place
+    ce.forget_targets()
+    loss, grad = ce(x, y)
+    yh2 = yh.copy()
+    yh2[0] = (yh[0] + 1) % C
+    ref, ref_g = CrossEntropyLoss()(x, backend.asarray(yh2))
+    np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+    np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_g))
+    y[1] = C  # out of range: checked again after forget_targets
+    ce.forget_targets()
+    with pytest.raises(ValueError, match=r"must lie in \[0, 4\)"):
+        ce(x, y)
+
+
+def test_ce_torch_label_tensor_refilled_in_place_is_checked_again():
+    torch = pytest.importorskip("torch")
+    x = torch.tensor(rng(42).standard_normal((N, C)))
+    yh = labels()
+    y = torch.tensor(yh)
+    ce = CrossEntropyLoss()
+    ce(x, y)
+    y[0] = (int(yh[0]) + 1) % C  # torch counts the write: no forget_targets needed
+    loss, _ = ce(x, y)
+    yh[0] = (yh[0] + 1) % C
+    ref, _ = CrossEntropyLoss()(x, torch.tensor(yh))
+    assert float(loss) == float(ref)
+    y[1] = C
+    with pytest.raises(ValueError, match=r"must lie in \[0, 4\)"):
+        ce(x, y)
+
+
+def test_ce_kept_targets_follow_the_input_and_the_settings(backend):
+    # the kept targets belong to one input shape/dtype and one set of settings
+    y = backend.asarray(labels())
+    ce = CrossEntropyLoss()
+    x64 = backend.asarray(rng(43).standard_normal((N, C)), dtype="float64")
+    ce(x64, y)
+    ce.reduction = "sum"
+    loss, grad = ce(x64, y)
+    ref, ref_g = CrossEntropyLoss(reduction="sum")(x64, y)
+    np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_g))
+    np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+    x32 = backend.asarray(rng(43).standard_normal((N, C)), dtype="float32")
+    loss, grad = ce(x32, y)
+    backend.check(grad, dtype="float32", shape=(N, C))
+    backend.check(loss, dtype="float32", shape=())

@@ -131,6 +131,36 @@ def test_zero_grad_in_place_keeps_arrays(backend):
         np.testing.assert_array_equal(backend.to_numpy(p.grad), 0.0)
 
 
+def test_zero_grad_follows_parameters_and_modules_added_or_removed_later():
+    # zero_grad keeps its parameter list between steps; every change of any module's
+    # registry (nested too) must reach it.
+    class Block(Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Linear(2, 2)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    net = Sequential(Block())
+    net.zero_grad()  # builds the list
+    grads = lambda: [p.grad is None for p in net.parameters()]  # noqa: E731
+    extra = Parameter(np.ones(3, np.float32))
+    net[0].scale = extra  # a parameter registered deep in the tree
+    net[0].head = Linear(2, 1)  # a child module
+    net.append(Linear(1, 1))
+    for p in net.parameters():
+        p.grad = np.ones(p.shape, np.float32)
+    net.zero_grad()
+    assert all(grads()) and len(grads()) == 7
+    del net[0].head
+    net[0].register_parameter("scale", None)  # unregisters it, as in torch
+    assert extra not in list(net.parameters()) and len(list(net.parameters())) == 4
+    extra.grad = np.ones(3, np.float32)
+    net.zero_grad()
+    assert extra.grad is not None  # no longer the model's: untouched
+
+
 def test_state_dict_round_trip_across_backends(backend):
     src = make_net(seed=3)
     dst = backend.move(make_net(seed=7), dtype="float32")

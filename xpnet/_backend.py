@@ -497,7 +497,40 @@ def views_alias(xp: Namespace, device: Any = None) -> bool:
 
 def supports_inplace(x: Array) -> bool:
     """True when ``x`` may be updated in place (``x -= y``); False for JAX and read-only arrays."""
+    if type(x) is np.ndarray:  # the per-step case: 50 ns instead of 350 ns
+        return x.flags.writeable
     return array_api_compat.is_writeable_array(x)
+
+
+# ---------------------------------------------------------------------- hot-path reductions
+#
+# ``np.sum``/``np.max`` dispatch through Python (``_wrapreduction``) before calling the
+# ufunc's ``reduce``: ~0.8 us of a 1.7 us call on the small arrays of a training step,
+# and ``np.mean`` adds ~2 us more. The functions below call ``reduce`` directly for a
+# floating NumPy array: the very function ``np.sum``/``np.max`` end in, with the same
+# arguments, so the results are identical (tested); every other array goes through
+# the standard ``xp.sum``/``xp.max``.
+
+
+def rsum(x: Array, axis: int | None = None, keepdims: bool = False, *, xp: Namespace) -> Array:
+    """``xp.sum(x, axis=axis, keepdims=keepdims)`` for a real floating ``x``."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return xp.sum(x, axis=axis, keepdims=keepdims)
+
+
+def rmax(x: Array, axis: int | None = None, keepdims: bool = False, *, xp: Namespace) -> Array:
+    """``xp.max(x, axis=axis, keepdims=keepdims)`` for a real floating ``x``."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+    return xp.max(x, axis=axis, keepdims=keepdims)
+
+
+def flatten(x: Array, *, xp: Namespace) -> Array:
+    """``xp.reshape(x, (-1,))``; NumPy's method form skips ~0.5 us of argument handling."""
+    if type(x) is np.ndarray:
+        return x.reshape(-1)
+    return xp.reshape(x, (-1,))
 
 
 def check_same_backend(x: Array, ref: Array, *, who: str) -> Namespace:

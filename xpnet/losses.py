@@ -230,6 +230,7 @@ class Loss:
         is checked again automatically).
         """
         self.__dict__.pop("_memo", None)
+        self.__dict__.pop("_fused_memo", None)
 
     def _validated(self, target: Array, key: Any) -> Any:
         """What :meth:`_remember` stored for this very ``target`` and ``key``, else None."""
@@ -259,7 +260,7 @@ class Loss:
             if scale != 1.0:
                 g = _scale(g, scale, fresh)
             return el, g
-        return self._reduce_total(xp.sum(el), g, n, scale, fresh=fresh)
+        return self._reduce_total(_backend.rsum(el, xp=xp), g, n, scale, fresh=fresh)
 
     def _reduce_total(
         self, total: Array, g: Array, n: int, scale: float = 1.0, *, fresh: bool = True
@@ -890,9 +891,15 @@ class CrossEntropyLoss(_ClassLoss):
         m = r = None
         if target.ndim == 1 and target.shape[0] == n:
             labels = True
+            fused = w is None and not eps and self.reduction != "none"
+            if fused:
+                kept = self._fused_kept(input, target)
+                if kept is not None:  # the same validated target array as last call
+                    return self._fused_labels(xp, input, *kept)
             t, m, _ = self._label_onehot(xp, input, target)
-            if w is None and not eps and m is None and self.reduction != "none":
-                return self._fused_labels(xp, input, target, t)
+            if fused and m is None:
+                ys, idx = self._fused_targets(xp, input, target, t)
+                return self._fused_labels(xp, input, ys, idx)
             if w is None:
                 r = m
                 if eps:
@@ -960,42 +967,80 @@ class CrossEntropyLoss(_ClassLoss):
             return self._reduce_total(total, g, n)
         return self._mean_over(total, g, d, m, xp=xp)
 
-    def _fused_labels(self, xp: Namespace, input: Array, target: Array, onehot: Array) -> tuple[Array, Array]:
-        """The common case in one pass: class labels, no weight, no smoothing, no ignored row.
+    def _fused_targets(self, xp: Namespace, input: Array, target: Array, onehot: Array) -> tuple[Array, Array]:
+        """The targets of :meth:`_fused_labels`: ``f · onehot(y)`` and each row's flat index.
 
-        With ``f = 1/N`` (mean) or 1 (sum), ``z = x - max_c x`` and ``s_i = Σ_c e^(z_ic)``::
-
-            L     = f Σ_i log s_i - f Σ_i z_(i, y_i)
-            dL/dx = e^z (f / s) - f onehot(y)
-
-        the softmax-cross-entropy gradient with the target pre-scaled, written into the
-        fresh ``e^z`` in place where the backend allows it (no ``p``, no ``log p`` matrix).
-        The target's logit is gathered (N values), so a ``-inf`` logit of another class
-        adds nothing, as in torch.
+        ``f = 1/N`` for the mean, 1 for the sum; ``onehot`` is this call's own fresh
+        array (scaled in place where the backend allows it). A validating loss keeps the
+        pair with its record of the validated target array, so a loop over a fixed batch
+        builds them once, like the labels check (:meth:`Loss.forget_targets` drops both).
         """
         n, c = (int(v) for v in input.shape)
-        f = 1.0 / n if self.reduction == "mean" else 1.0
-        z = input - xp.max(input, axis=1, keepdims=True)
+        if self.reduction == "mean":
+            if _backend.supports_inplace(onehot):
+                onehot *= 1.0 / n
+            else:
+                onehot = onehot * (1.0 / n)
         y = target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
         if not self.validate:
             # Labels promised to lie in [0, C) (fit checked them once); the remainder only
             # keeps a broken promise from indexing out of bounds (fit's shape probe).
             y = xp.remainder(y, c)
-        starts = self._row_starts(xp, n, c, _backend.device_of(input))
-        picked = xp.sum(xp.take(xp.reshape(z, (-1,)), starts + y))
+        idx = self._row_starts(xp, n, c, _backend.device_of(input)) + y
+        memo = self.__dict__.get("_memo")
+        if self.validate and memo is not None and memo[0]() is target:
+            self._fused_memo = (memo, self._fused_key(input, target), onehot, idx)
+        return onehot, idx
+
+    def _fused_key(self, input: Array, target: Array) -> tuple[Any, ...]:
+        return (
+            type(input), tuple(input.shape), input.dtype, _backend.device_of(input),
+            tuple(target.shape), target.dtype, self.reduction, self.ignore_index, self.validate,
+        )
+
+    def _fused_kept(self, input: Array, target: Array) -> tuple[Array, Array] | None:
+        """The targets :meth:`_fused_targets` kept for this very validated ``target``, else None."""
+        kept = self.__dict__.get("_fused_memo")
+        if kept is None:
+            return None
+        memo = self.__dict__.get("_memo")
+        if (
+            kept[0] is not memo or memo[0]() is not target or memo[2] != _version(target)
+            or kept[1] != self._fused_key(input, target)
+        ):
+            return None
+        return kept[2], kept[3]
+
+    def _fused_labels(self, xp: Namespace, input: Array, ys: Array, idx: Array) -> tuple[Array, Array]:
+        """The common case in one pass: class labels, no weight, no smoothing, no ignored row.
+
+        With ``f = 1/N`` (mean) or 1 (sum), ``z = x - max_c x``, ``s_i = Σ_c e^(z_ic)``
+        and the targets ``ys = f · onehot(y)`` (:meth:`_fused_targets`)::
+
+            L     = f (Σ_i log s_i - Σ_i z_(i, y_i))
+            dL/dx = e^z / (s / f) - ys
+
+        the softmax-cross-entropy gradient written into the fresh ``e^z`` in place where
+        the backend allows it (no ``p``, no ``log p`` matrix). The target's logit is
+        gathered (N values through the flat indices ``idx``), so a ``-inf`` logit of
+        another class adds nothing, as in torch.
+        """
+        n = int(input.shape[0])
+        mean = self.reduction == "mean"
+        z = input - _backend.rmax(input, 1, True, xp=xp)
+        picked = _backend.rsum(xp.take(_backend.flatten(z, xp=xp), idx), xp=xp)
         ez = xp.exp(z)
-        s = xp.sum(ez, axis=1, keepdims=True)
-        total = xp.sum(xp.log(s)) - picked
-        scale = f / s
+        s = _backend.rsum(ez, 1, True, xp=xp)
+        total = _backend.rsum(xp.log(s), xp=xp) - picked
         if _backend.supports_inplace(ez):
-            ez *= scale
-            if f != 1.0:
-                onehot *= f  # our own fresh one-hot
-            ez -= onehot
+            if mean:
+                s *= n  # s is this call's own array
+            ez /= s
+            ez -= ys
             g = ez
         else:
-            g = ez * scale - (onehot * f if f != 1.0 else onehot)
-        loss = total * f if f != 1.0 else total
+            g = ez / (s * n if mean else s) - ys
+        loss = total / n if mean else total
         return loss[...], g
 
     def _target_terms(self, xp: Namespace, log_p: Array, target: Array, wy: Array | None, m: Array | None) -> Array:

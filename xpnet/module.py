@@ -19,6 +19,15 @@ __all__ = ["Parameter", "Module"]
 
 Array = Any
 
+# Bumped whenever any module registers or drops a parameter or a child module: a
+# module's cached parameter list (zero_grad, every step) is valid while it is unchanged.
+_structure_version = 0
+
+
+def _structure_changed() -> None:
+    global _structure_version
+    _structure_version += 1
+
 
 class Parameter:
     """A trainable array and its gradient.
@@ -43,7 +52,9 @@ class Parameter:
         write this parameter's gradient into (docs/optim.md, "Flat parameter storage").
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_buffer")
+    # _grad_out: (data, grad_buffer, matmul) once a layer has checked that its gradient
+    # products may be written into grad_buffer (layers/_util._grad_product).
+    __slots__ = ("data", "grad", "requires_grad", "grad_buffer", "_grad_out")
 
     def __init__(self, data: Array, requires_grad: bool = True) -> None:
         if not _backend.is_array(data):
@@ -55,6 +66,7 @@ class Parameter:
         self.grad: Array | None = None
         self.requires_grad = bool(requires_grad)
         self.grad_buffer: Array | None = None
+        self._grad_out: tuple[Array, Array, Any] | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -123,6 +135,8 @@ class Module:
                 f"{type(self).__name__}: call super().__init__() before assigning attributes"
             )
         buffers = self.__dict__["_buffers"]
+        if isinstance(value, (Parameter, Module)) or name in params or name in self._modules:
+            _structure_changed()
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             self._drop_buffer(name)
@@ -150,6 +164,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        _structure_changed()
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         self._drop_buffer(name)
@@ -162,6 +177,8 @@ class Module:
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register ``param`` under ``name`` (``None`` registers nothing, like a missing bias)."""
         if param is None:
+            if self._parameters.pop(name, None) is not None:
+                _structure_changed()
             object.__setattr__(self, name, None)
         else:
             setattr(self, name, param)
@@ -364,20 +381,31 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset gradients: to ``None`` (default, as torch) or to zeros in place."""
-        # Called every training step: walk the module tree directly instead of building
-        # the dotted names of named_parameters() (a parameter shared by two modules is
-        # simply reset twice).
-        stack = [self]
-        while stack:
-            m = stack.pop()
-            for p in m._parameters.values():
-                if p.grad is None:
-                    continue
-                if set_to_none or not _backend.supports_inplace(p.grad):
-                    p.grad = None
-                else:
-                    p.grad[...] = 0.0
-            stack.extend(m._modules.values())
+        if set_to_none:
+            for p in self._parameter_list():
+                p.grad = None
+            return
+        for p in self._parameter_list():
+            if p.grad is None:
+                continue
+            if _backend.supports_inplace(p.grad):
+                p.grad[...] = 0.0
+            else:
+                p.grad = None
+
+    def _parameter_list(self) -> tuple[Parameter, ...]:
+        """``tuple(self.parameters())``, kept until a module anywhere changes its registry.
+
+        ``zero_grad`` runs every training step; walking the module tree costs ~1-2 us
+        for a small MLP, this check ~0.1 us. The cache is dropped when any module
+        registers or removes a parameter or child (through attribute assignment,
+        ``register_parameter``, ``add_module`` or ``del``).
+        """
+        cache = self.__dict__.get("_parameter_cache")
+        if cache is None or cache[0] != _structure_version:
+            cache = (_structure_version, tuple(self.parameters()))
+            self.__dict__["_parameter_cache"] = cache
+        return cache[1]
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and its children; returns ``self``."""

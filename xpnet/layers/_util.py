@@ -34,22 +34,33 @@ def _like(x: Array, w: Array) -> bool:
 def _grad_product(p: Parameter, a: Array, b: Array) -> None:
     """Accumulate the gradient product ``a @ b`` into ``p.grad``.
 
-    After ``zero_grad()`` (the usual case) the product becomes ``p.grad``: on backends
-    whose matmul takes ``out=`` (NumPy, CuPy) it is written straight into
-    ``p.grad_buffer``, the parameter's view of the optimizer's flat gradient buffer, so
-    the optimizer finds it in place and nothing is gathered or allocated. Elsewhere it
-    is a fresh array (the optimizer copies it into its buffer).
+    ``a`` and ``b`` have ``p.data``'s array type, dtype and device (the calling layer
+    checked its input and ``dy`` against its weight). After ``zero_grad()`` (the usual
+    case) the product becomes ``p.grad``: on backends whose matmul takes ``out=`` (NumPy,
+    CuPy) it is written straight into ``p.grad_buffer``, the parameter's view of the
+    optimizer's flat gradient buffer, so the optimizer finds it in place and nothing is
+    gathered or allocated. Elsewhere it is a fresh array (the optimizer copies it into
+    its buffer).
     """
     if p.grad is not None:
         p.accumulate_grad(a @ b)
         return
     buf = p.grad_buffer
-    if buf is not None and buf.shape == p.data.shape and _like(buf, a):
-        mm = _backend.matmul_out(type(buf))
-        if mm is not None:
-            p.grad = mm(a, b, out=buf)
-            return
-    p.grad = a @ b
+    if buf is None:
+        p.grad = a @ b
+        return
+    out = p._grad_out
+    # The checks below hold for as long as p.data and the buffer are the same objects
+    # (an array's shape, dtype and device do not change): two identity tests per step.
+    if out is None or out[0] is not p.data or out[1] is not buf:
+        mm = None
+        if buf.shape == p.data.shape and _like(buf, a):
+            mm = _backend.matmul_out(type(buf))
+        out = p._grad_out = (p.data, buf, mm)
+    if out[2] is None:
+        p.grad = a @ b
+    else:
+        p.grad = out[2](a, b, out=buf)
 
 
 def _check_dy(who: str, dy: Array, ref: Array, shape: tuple[int, ...] | None = None) -> None:

@@ -97,7 +97,11 @@ class Linear(Module):
 
     def _backward(self, dy: Array, *, need_dx: bool) -> Array | None:
         x = self.pop_saved()
-        _check_dy("Linear", dy, x, (*x.shape[:-1], self.out_features))
+        shape = dy.shape
+        if len(shape) != x.ndim or shape[-1] != self.out_features or shape[:-1] != x.shape[:-1]:
+            _check_dy("Linear", dy, x, (*x.shape[:-1], self.out_features))  # raises
+        elif not _like(dy, x):
+            _check_dy("Linear", dy, x)
         if x.ndim == 2:
             x2, dy2 = x, dy
         elif x.ndim == 1:
