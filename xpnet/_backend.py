@@ -80,6 +80,13 @@ def namespace_of(*arrays: Array) -> Namespace:
         When an argument is not an array, or when arrays come from different namespaces
         (for example a NumPy input to a model moved to torch).
     """
+    # Fast path for one array, or two of the same type (a layer's input, a loss's pair):
+    # one dict lookup instead of the loop below.
+    t = type(arrays[0]) if arrays else None
+    if len(arrays) <= 2 and (len(arrays) == 1 or type(arrays[1]) is t):
+        ns = _NS_BY_TYPE.get(t)
+        if ns is not None:
+            return ns
     xp = None
     first = None
     for a in arrays:

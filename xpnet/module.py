@@ -117,6 +117,14 @@ class Module:
     #: forgot ``model.eval()``).
     max_saved_passes: int = 64
 
+    #: True for modules that also offer their computation as two pure kernels,
+    #: ``_kernel_forward(x, xp) -> (y, ctx)`` and
+    #: ``_kernel_backward(dy, ctx, xp, need_dx) -> dx`` (no checks, nothing stored):
+    #: a :class:`~xpnet.Sequential` made only of such modules checks its input and
+    #: ``dy`` once at its boundary and runs the kernels as one chain, keeping one saved
+    #: pass for the whole chain (``Linear`` and the common activations; docs/layers.md).
+    _chainable: bool = False
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -409,6 +417,7 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and its children; returns ``self``."""
+        _structure_changed()  # containers re-check their children's modes
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
             if not mode:

@@ -4,7 +4,7 @@ Tanhshrink, Heaviside."""
 from __future__ import annotations
 
 from .. import functional as F
-from ._base import Array, _Activation, _namespace_of
+from ._base import Array, Namespace, _Activation, _namespace_of
 
 __all__ = ["Sigmoid", "Tanh", "LogSigmoid", "Softsign", "Tanhshrink", "Heaviside"]
 
@@ -22,14 +22,13 @@ class Sigmoid(_Activation):
     (no overflow; :func:`xpnet.functional.sigmoid`). Stores the output y. Backward: ``dx = dy ⊙ y (1 - y)``.
     """
 
-    def forward(self, x: Array) -> Array:
-        y = F._sigmoid(x, xp=_namespace_of(x))
-        self.save_for_backward(y)
-        return y
+    _chainable = True
 
-    def backward(self, dy: Array) -> Array:
-        y = self.pop_saved()
-        self._check_dy(dy, y)
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+        y = F._sigmoid(x, xp=xp)
+        return y, y
+
+    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool) -> Array:
         return dy * y * (1.0 - y)
 
 
@@ -45,14 +44,13 @@ class Tanh(_Activation):
     Forward ``y = tanh(x)``, stores y. Backward: ``dx = dy ⊙ (1 - y²)``.
     """
 
-    def forward(self, x: Array) -> Array:
-        y = _namespace_of(x).tanh(x)
-        self.save_for_backward(y)
-        return y
+    _chainable = True
 
-    def backward(self, dy: Array) -> Array:
-        y = self.pop_saved()
-        self._check_dy(dy, y)
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+        y = xp.tanh(x)
+        return y, y
+
+    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool) -> Array:
         return dy * (1.0 - y * y)
 
 

@@ -28,15 +28,14 @@ class ReLU(_Activation):
     through at NaN, as torch).
     """
 
-    def forward(self, x: Array) -> Array:
-        y = _namespace_of(x).maximum(x, 0.0)
-        self.save_for_backward(y)
-        return y
+    _chainable = True
 
-    def backward(self, dy: Array) -> Array:
-        y = self.pop_saved()
-        self._check_dy(dy, y)
-        return F._relu_backward(dy, y, xp=_namespace_of(dy))
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+        y = xp.maximum(x, 0.0)
+        return y, y
+
+    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool) -> Array:
+        return F._relu_backward(dy, y, xp=xp)
 
 
 class LeakyReLU(_Activation):
@@ -62,15 +61,13 @@ class LeakyReLU(_Activation):
         super().__init__()
         self.negative_slope = float(negative_slope)
 
-    def forward(self, x: Array) -> Array:
-        y = F._leaky_relu(x, self.negative_slope, xp=_namespace_of(x))
-        self.save_for_backward(x)
-        return y
+    _chainable = True
 
-    def backward(self, dy: Array) -> Array:
-        x = self.pop_saved()
-        self._check_dy(dy, x)
-        return dy * F._leaky_relu_factor(x, self.negative_slope, xp=_namespace_of(dy))
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+        return F._leaky_relu(x, self.negative_slope, xp=xp), x
+
+    def _kernel_backward(self, dy: Array, x: Array, xp: Namespace, need_dx: bool) -> Array:
+        return dy * F._leaky_relu_factor(x, self.negative_slope, xp=xp)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"

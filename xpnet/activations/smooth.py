@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ._base import Array, _Activation, _namespace_of
+from ._base import Array, Namespace, _Activation, _namespace_of
 
 __all__ = ["GELU", "SiLU", "Mish", "Softplus"]
 
@@ -33,24 +33,20 @@ class GELU(_Activation):
         F._check_approximate(approximate, "GELU")
         self.approximate = approximate
 
-    def forward(self, x: Array) -> Array:
-        xp = _namespace_of(x)
+    _chainable = True
+
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, tuple[Array, Array]]:
         if self.approximate == "tanh":
             t = F._gelu_tanh_inner(x, xp=xp)
-            y = (0.5 * x) * (1.0 + t)
-            self.save_for_backward((x, t))
-        else:
-            cdf = F._norm_cdf(x, xp=xp)
-            y = x * cdf
-            self.save_for_backward((x, cdf))
-        return y
+            return (0.5 * x) * (1.0 + t), (x, t)
+        cdf = F._norm_cdf(x, xp=xp)
+        return x * cdf, (x, cdf)
 
-    def backward(self, dy: Array) -> Array:
-        x, aux = self.pop_saved()
-        self._check_dy(dy, x)
+    def _kernel_backward(self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool) -> Array:
+        x, aux = ctx
         if self.approximate == "tanh":
             return F._gelu_tanh_backward(dy, x, aux)
-        return F._gelu_backward(dy, x, aux, xp=_namespace_of(dy))
+        return F._gelu_backward(dy, x, aux, xp=xp)
 
     def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
@@ -70,14 +66,14 @@ class SiLU(_Activation):
     ``dx = dy ⊙ s (1 + x (1 - s))``.
     """
 
-    def forward(self, x: Array) -> Array:
-        s = F._silu_sigmoid(x, xp=_namespace_of(x))
-        self.save_for_backward((x, s))
-        return x * s
+    _chainable = True
 
-    def backward(self, dy: Array) -> Array:
-        x, s = self.pop_saved()
-        self._check_dy(dy, x)
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, tuple[Array, Array]]:
+        s = F._silu_sigmoid(x, xp=xp)
+        return x * s, (x, s)
+
+    def _kernel_backward(self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool) -> Array:
+        x, s = ctx
         return F._silu_backward(dy, x, s)
 
 

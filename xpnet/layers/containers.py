@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import _backend
+from .. import module as _module
 from ..module import Module
+from ._util import _check_dy, _like
+from .linear import Linear
 
 __all__ = ["Sequential", "Residual"]
 
@@ -52,14 +55,28 @@ class Sequential(Module):
         return self._layers[idx]
 
     def forward(self, x: Array) -> Array:
-        for layer in self._layers:
-            x = layer.forward(x)
+        chain = self._chain(x)
+        if chain is None:
+            self.save_for_backward(None)  # backward: the layers kept their own passes
+            for layer in self._layers:
+                x = layer.forward(x)
+            return x
+        layers, first_param = chain
+        xp = _backend.namespace_of(x)
+        ctxs = []
+        for layer in layers:
+            x, ctx = layer._kernel_forward(x, xp)
+            ctxs.append(ctx)
+        self.save_for_backward((layers, ctxs, x, xp, first_param))
         return x
 
     def backward(self, dy: Array) -> Array:
-        for layer in reversed(self._layers):
-            dy = layer.backward(dy)
-        return dy
+        saved = self._pop_pass()
+        if saved is None:
+            for layer in reversed(self._layers):
+                dy = layer.backward(dy)
+            return dy
+        return self._chain_backward(dy, saved, need_dx=True)
 
     def backward_params(self, dy: Array) -> None:
         """Backward for the parameter gradients only; ``dL/dx`` of the input is not computed.
@@ -69,6 +86,10 @@ class Sequential(Module):
         (``Flatten``, an input ``Dropout``) have nothing to learn from the gradient, so
         their backward is not run and the forward pass they stored is discarded.
         """
+        saved = self._pop_pass()
+        if saved is not None:
+            self._chain_backward(dy, saved, need_dx=False)
+            return
         layers = self._layers
         k = 0
         while k < len(layers) and not layers[k]._parameters and not layers[k]._modules:
@@ -79,6 +100,70 @@ class Sequential(Module):
             layers[k].backward_params(dy)
         for layer in layers[:k]:
             layer.pop_saved()
+
+    # ------------------------------------------------------------------ the chain
+    #
+    # A Sequential of chainable modules (Module._chainable: Linear and the common
+    # activations) runs their kernels directly: the input is checked once here against
+    # the first Linear's weight (array type, dtype, device, width), and dy once against
+    # the output, instead of by every layer; the whole pass is one saved context of this
+    # container instead of one per layer. Layer k's input is layer k-1's output, so the
+    # per-layer checks could not fail once the chain itself was verified (widths, and
+    # every weight of the first one's type, dtype and device). Anything else (another
+    # module, mixed modes, an input the check does not accept) takes the per-layer path,
+    # which raises the same errors as before. The arithmetic is the layers' own, so the
+    # numbers are identical (tested).
+
+    def _chain(self, x: Array) -> tuple[tuple[Module, ...], int] | None:
+        """``(layers, index of the first layer with parameters)`` when ``x`` may run as a chain."""
+        plan = self.__dict__.get("_chain_plan")
+        if plan is None or plan[0] != _module._structure_version:
+            plan = self.__dict__["_chain_plan"] = (_module._structure_version, self._verify_chain())
+        chain = plan[1]
+        if chain is None:
+            return None
+        layers, first_param, linears, weights = chain
+        w0 = linears[0].weight.data
+        if not _like(x, w0) or x.ndim == 0 or x.shape[-1] != linears[0].in_features:
+            return None  # the per-layer path accepts it or raises the layer's own error
+        for lin, w in zip(linears, weights):
+            if lin.weight.data is not w:  # moved, reloaded or rebound: verify again
+                self.__dict__["_chain_plan"] = None
+                return self._chain(x)
+        return layers, first_param
+
+    def _verify_chain(self) -> tuple[tuple[Module, ...], int, list[Module], list[Array]] | None:
+        layers = self._layers
+        if not layers or any(not m._chainable or m.training != self.training for m in layers):
+            return None
+        linears = [m for m in layers if m._parameters]
+        if not linears or any(type(m) is not Linear for m in linears):
+            return None
+        w0 = linears[0].weight.data
+        width = None
+        for m in layers:
+            if type(m) is Linear:
+                if (width is not None and m.in_features != width) or not _like(m.weight.data, w0):
+                    return None
+                width = m.out_features
+        first_param = layers.index(linears[0])
+        return layers, first_param, linears, [m.weight.data for m in linears]
+
+    def _pop_pass(self) -> Any:
+        """The chain's saved pass, or None: the layers kept their own (or a subclass's
+        forward saved nothing here)."""
+        saved = self.__dict__["_saved"]
+        return saved.pop() if saved else None
+
+    def _chain_backward(self, dy: Array, saved: Any, *, need_dx: bool) -> Array | None:
+        layers, ctxs, out, xp, first_param = saved
+        if dy.shape != out.shape or not _like(dy, out):
+            # The last layer's own check and message (what the per-layer path raises).
+            _check_dy(type(layers[-1]).__name__, dy, out, tuple(out.shape))
+        stop = 0 if need_dx else first_param
+        for k in range(len(layers) - 1, stop - 1, -1):
+            dy = layers[k]._kernel_backward(dy, ctxs[k], xp, need_dx or k > stop)
+        return dy if need_dx else None
 
 
 class Residual(Module):

@@ -72,6 +72,8 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
+    _chainable = True
+
     def forward(self, x: Array) -> Array:
         w = self.weight.data
         if not _like(x, w):
@@ -81,10 +83,7 @@ class Linear(Module):
                 f"Linear: expected input of shape (*, {self.in_features}), got "
                 f"{tuple(x.shape)}. Hint: flatten images with Flatten() or check in_features"
             )
-        y = x @ w.T
-        bias = self.bias
-        if bias is not None:
-            y += bias.data  # y is our own fresh array: no temporary for the sum
+        y, _ = self._kernel_forward(x, None)
         self.save_for_backward(x)
         return y
 
@@ -102,6 +101,18 @@ class Linear(Module):
             _check_dy("Linear", dy, x, (*x.shape[:-1], self.out_features))  # raises
         elif not _like(dy, x):
             _check_dy("Linear", dy, x)
+        return self._kernel_backward(dy, x, None, need_dx)
+
+    # The chain kernels (Module._chainable): the arithmetic of forward and backward.
+
+    def _kernel_forward(self, x: Array, xp: Any) -> tuple[Array, Array]:
+        y = x @ self.weight.data.T
+        bias = self.bias
+        if bias is not None:
+            y += bias.data  # y is our own fresh array: no temporary for the sum
+        return y, x
+
+    def _kernel_backward(self, dy: Array, x: Array, xp: Any, need_dx: bool) -> Array | None:
         if x.ndim == 2:
             x2, dy2 = x, dy
         elif x.ndim == 1:
