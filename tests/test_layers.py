@@ -213,3 +213,124 @@ def test_load_state_dict_does_not_alias_the_source(backend):
     else:
         dst.weight.data = dst.weight.data - 1.0
     np.testing.assert_array_equal(backend.to_numpy(src.weight.data), before)
+
+
+# ------------------------------------------------------------------ Sequential's chain
+
+
+def _chain_net(seed=0):
+    return Sequential(
+        Linear(4, 6, generator=seed), xpnet.Sigmoid(), Linear(6, 5, generator=seed + 1), Tanh(),
+        Linear(5, 5, generator=seed + 2), xpnet.GELU(), Linear(5, 4, generator=seed + 3), ReLU(),
+        Linear(4, 4, generator=seed + 4), xpnet.SiLU(), Linear(4, 3, generator=seed + 5),
+        xpnet.LeakyReLU(0.1),
+    )
+
+
+def _per_layer(net, x, dy, params_only=False):
+    """The per-layer protocol, run by hand: the reference the chain must reproduce."""
+    for layer in net:
+        x = layer.forward(x)
+    net.zero_grad()
+    layers = list(net)
+    for layer in reversed(layers[1:]):
+        dy = layer.backward(dy)
+    dx = layers[0].backward_params(dy) if params_only else layers[0].backward(dy)
+    return x, dx, [p.grad for p in net.parameters()]
+
+
+@pytest.mark.parametrize("params_only", [False, True])
+def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params_only):
+    rng = np.random.default_rng(5)
+    x = backend.asarray(rng.standard_normal((7, 4)), dtype="float64")
+    dy = backend.asarray(rng.standard_normal((7, 3)), dtype="float64")
+    net = backend.move(_chain_net(), dtype="float64")
+    assert net._chain(x) is not None  # the chain is taken
+    ref_out, ref_dx, ref_grads = _per_layer(net, x, dy, params_only)
+    for _ in range(2):  # the second pass reuses the verified chain
+        net.zero_grad()
+        out = net(x)
+        dx = net.backward_params(dy) if params_only else net.backward(dy)
+        backend.check(out, dtype="float64", shape=(7, 3))
+        np.testing.assert_array_equal(backend.to_numpy(out), backend.to_numpy(ref_out))
+        if params_only:
+            assert dx is None and ref_dx is None
+        else:
+            backend.check(dx, dtype="float64", shape=(7, 4))
+            np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(ref_dx))
+        for p, g in zip(net.parameters(), ref_grads):
+            np.testing.assert_array_equal(backend.to_numpy(p.grad), backend.to_numpy(g))
+    assert all(not m._saved for m in net.modules())  # every pass consumed
+
+
+def test_sequential_chain_errors_are_the_layers_own():
+    net = _chain_net()
+    x = np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match=r"Linear: expected input of shape \(\*, 4\), got \(2, 5\)"):
+        net(np.ones((2, 5), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        net(np.ones((2, 4)))
+    net(x)
+    with pytest.raises(ValueError, match=r"LeakyReLU.backward: expected dy of shape \(2, 3\), got \(2,\)"):
+        net.backward(np.ones(2, np.float32))
+    net(x)
+    with pytest.raises(TypeError, match=r"LeakyReLU.backward: dy has dtype float64 but the forward ran in float32"):
+        net.backward(np.ones((2, 3)))
+    # one layer moved on its own: the chain is not verified, the layer raises as before
+    net[4].to(dtype="float64")
+    with pytest.raises(TypeError, match="Linear"):
+        net(x)
+    # a layer replaced by one of the wrong width
+    net = _chain_net()
+    net.add_module("4", Linear(7, 5))
+    with pytest.raises(ValueError, match=r"Linear: expected input of shape \(\*, 7\), got \(2, 5\)"):
+        net(x)
+
+
+def test_sequential_chain_follows_weights_modes_and_stacked_passes(backend):
+    rng = np.random.default_rng(6)
+    net = backend.move(_chain_net(), dtype="float64")
+    x1 = backend.asarray(rng.standard_normal((3, 4)), dtype="float64")
+    x2 = backend.asarray(rng.standard_normal((3, 4)), dtype="float64")
+    dy = backend.asarray(rng.standard_normal((3, 3)), dtype="float64")
+    # weights reloaded after the chain was verified: the new values are used
+    net(x1)
+    net.backward(dy)
+    ref = backend.move(_chain_net(seed=10), dtype="float64")
+    net.load_state_dict(ref.state_dict())
+    np.testing.assert_array_equal(backend.to_numpy(net(x1)), backend.to_numpy(ref(x1)))
+    net.backward(dy)
+    # two passes, then their backwards in reverse order (LIFO, like every module)
+    net.zero_grad()
+    ref.zero_grad()
+    net(x1), net(x2)
+    d2, d1 = net.backward(dy), net.backward(dy)
+    ref(x2)
+    r2 = ref.backward(dy)
+    ref(x1)
+    r1 = ref.backward(dy)
+    np.testing.assert_array_equal(backend.to_numpy(d1), backend.to_numpy(r1))
+    np.testing.assert_array_equal(backend.to_numpy(d2), backend.to_numpy(r2))
+    # eval mode stores nothing; a child in another mode than its container runs per layer
+    net.eval()
+    net(x1)
+    assert all(not m._saved for m in net.modules())
+    net.train()
+    net[1].eval()
+    assert net._chain(x1) is None
+    with pytest.raises(RuntimeError, match="Sigmoid.backward: no stored forward pass"):
+        net(x1)
+        net.backward(dy)
+
+
+def test_sequential_subclass_with_its_own_forward_still_backpropagates():
+    class Twice(Sequential):
+        def forward(self, x):  # runs the children itself, saves nothing on the container
+            for layer in self:
+                x = layer.forward(x)
+            return x
+
+    net = Twice(Linear(3, 2, generator=0), Tanh())
+    out = net(np.ones((2, 3), np.float32))
+    dx = net.backward(np.ones_like(out))
+    assert dx.shape == (2, 3) and net[0].weight.grad is not None

@@ -283,6 +283,11 @@ _SIGMOID_CONSTS: dict[tuple[Any, Any, Any], tuple[Array, Array]] = {}
 
 
 def _sigmoid(x: Array, *, xp: Namespace) -> Array:
+    return _sigmoid_and_one(x, xp=xp)[0]
+
+
+def _sigmoid_and_one(x: Array, *, xp: Namespace) -> tuple[Array, Array]:
+    """``(σ(x), 1)``: the 1 as the cached 0-d array of x's dtype and device, for σ′ = y (1 - y)."""
     # 1 / (1 + exp(-x)) on x clamped from below at lo = log(smallest normal): exp(-lo) is
     # 1/smallest_normal, which is finite in every IEEE dtype, so nothing overflows (no
     # warnings) and σ(x) bottoms out at ~smallest_normal instead of reaching 0. Above lo
@@ -301,7 +306,7 @@ def _sigmoid(x: Array, *, xp: Namespace) -> Array:
             xp.asarray(1.0, dtype=dtype, device=key[2]),
         )
     lo, one = consts
-    return one / (one + xp.exp(-xp.maximum(x, lo)))
+    return one / (one + xp.exp(-xp.maximum(x, lo))), one
 
 
 def _exp_overflow_bound(xp: Namespace, dtype: Any) -> float:

@@ -282,23 +282,30 @@ class Loss:
 
     def _namespace(self, input: Array, target: Array) -> Namespace:
         """Common checks; return ``xp``. Mixed backends raise TypeError (namespace_of)."""
-        who = type(self).__name__
         xp = _backend.namespace_of(input, target)
-        if not _is_kind(xp, input.dtype, "real floating"):
-            raise TypeError(
-                f"{who}: input must be a real floating array, got dtype "
-                f"{_backend.dtype_name(input.dtype)}. Hint: the model's output, or "
-                f"xpnet.asarray(x, dtype='float32')"
-            )
+        dtype = input.dtype
+        # The last dtype that passed (dtype objects are singletons on NumPy, CuPy, torch
+        # and array-api-strict, so this is one identity test per call).
+        if self.__dict__.get("_float_dtype") is not dtype:
+            self._check_floating(xp, dtype)
+            self.__dict__["_float_dtype"] = dtype
         if 0 in input.shape:
-            raise ValueError(f"{who}: got an empty input of shape {tuple(input.shape)}")
+            raise ValueError(f"{type(self).__name__}: got an empty input of shape {tuple(input.shape)}")
         di, dt = _backend.device_of(input), _backend.device_of(target)
         if di != dt:
             raise ValueError(
-                f"{who}: input is on device {di!r} but target is on {dt!r}. Hint: "
+                f"{type(self).__name__}: input is on device {di!r} but target is on {dt!r}. Hint: "
                 f"xpnet.asarray(target, {_backend.backend_name(xp)!r}, device={di!r})"
             )
         return xp
+
+    def _check_floating(self, xp: Namespace, dtype: Any) -> None:
+        if not _is_kind(xp, dtype, "real floating"):
+            raise TypeError(
+                f"{type(self).__name__}: input must be a real floating array, got dtype "
+                f"{_backend.dtype_name(dtype)}. Hint: the model's output, or "
+                f"xpnet.asarray(x, dtype='float32')"
+            )
 
     def _same_shape_target(self, input: Array, target: Array, xp: Namespace) -> Array:
         """Target of input's shape, cast to input's dtype (int/bool 0-1 labels welcome)."""

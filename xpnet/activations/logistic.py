@@ -24,12 +24,14 @@ class Sigmoid(_Activation):
 
     _chainable = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
-        y = F._sigmoid(x, xp=xp)
-        return y, y
+    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, tuple[Array, Array]]:
+        y, one = F._sigmoid_and_one(x, xp=xp)
+        return y, (y, one)
 
-    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool) -> Array:
-        return dy * y * (1.0 - y)
+    def _kernel_backward(self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool) -> Array:
+        # one: a 0-d array of y's dtype; NumPy converts a Python 1.0 on every call.
+        y, one = ctx
+        return dy * y * (one - y)
 
 
 class Tanh(_Activation):

@@ -122,17 +122,16 @@ class Sequential(Module):
         chain = plan[1]
         if chain is None:
             return None
-        layers, first_param, linears, weights = chain
-        w0 = linears[0].weight.data
-        if not _like(x, w0) or x.ndim == 0 or x.shape[-1] != linears[0].in_features:
+        layers, first_param, in_features, params, weights = chain
+        if not _like(x, weights[0]) or x.ndim == 0 or x.shape[-1] != in_features:
             return None  # the per-layer path accepts it or raises the layer's own error
-        for lin, w in zip(linears, weights):
-            if lin.weight.data is not w:  # moved, reloaded or rebound: verify again
+        for p, w in zip(params, weights):
+            if p.data is not w:  # moved, reloaded or rebound: verify again
                 self.__dict__["_chain_plan"] = None
                 return self._chain(x)
         return layers, first_param
 
-    def _verify_chain(self) -> tuple[tuple[Module, ...], int, list[Module], list[Array]] | None:
+    def _verify_chain(self) -> tuple[tuple[Module, ...], int, int, tuple[Any, ...], tuple[Array, ...]] | None:
         layers = self._layers
         if not layers or any(not m._chainable or m.training != self.training for m in layers):
             return None
@@ -147,7 +146,8 @@ class Sequential(Module):
                     return None
                 width = m.out_features
         first_param = layers.index(linears[0])
-        return layers, first_param, linears, [m.weight.data for m in linears]
+        params = tuple(m.weight for m in linears)
+        return layers, first_param, linears[0].in_features, params, tuple(p.data for p in params)
 
     def _pop_pass(self) -> Any:
         """The chain's saved pass, or None: the layers kept their own (or a subclass's

@@ -78,6 +78,9 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        if not group["momentum"] and not group["weight_decay"] and not group["maximize"]:
+            # Plain SGD, u = lr g: what _sgd_update computes then, without its dispatch.
+            return F._scaled(g, float(group["lr"]), True, scratch)
         u, _ = F._sgd_update(
             p,
             g,
