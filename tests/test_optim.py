@@ -299,8 +299,9 @@ def test_scratch_only_for_large_parameters():
     assert opt._work[big][1] is not None and opt._work[small][1] is None
 
 
-# The optimizers with a flat multi-tensor path (SGD with and without momentum, Adam, AdamW).
-FLAT_CASES = [(n, kw) for n, kw in OPT_CASES if n in ("SGD", "Adam", "AdamW")]
+# The optimizers with a flat multi-tensor path (SGD with and without momentum, Adagrad,
+# RMSprop, Adam, AdamW).
+FLAT_CASES = [(n, kw) for n, kw in OPT_CASES if n in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")]
 FLAT_IDS = [f"{name}-" + "-".join(f"{k}={v}" for k, v in kw.items()) for name, kw in FLAT_CASES]
 
 

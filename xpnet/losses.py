@@ -19,7 +19,9 @@ Shapes and dtypes are always checked (that is free). Checks that read array *val
 they run only while ``loss_fn.validate`` is True (the default, for a loss called
 directly), and once per target array: a loss called again with the very same array (a
 loop over a fixed batch) does not check it again (:meth:`Loss.forget_targets` after
-refilling a label buffer in place; torch tensors are tracked by their version counter). :func:`xpnet.training.fit` validates the whole dataset once and then sets
+refilling a label buffer in place; torch tensors are tracked by their version counter).
+``CrossEntropyLoss`` also keeps the one-hot targets it built for that array, so a loop
+over a fixed batch builds them once. :func:`xpnet.training.fit` validates the whole dataset once and then sets
 ``loss_fn.validate = False`` for the training steps. With validation off, bad values give
 wrong numbers instead of an error (an out-of-range label ``y`` is read as class
 ``y mod C`` in the loss and contributes no target mass to the gradient), and

@@ -77,6 +77,19 @@ class Adagrad(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "sum")
 
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        return ("sum",)
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        u, total = F._adagrad_update(
+            p, g, state["sum"], step=step, lr=float(group["lr"]), lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+            inplace=True,
+        )
+        if total is not state["sum"]:  # an in-place update rebinds nothing; keep the buffer's values
+            state["sum"][...] = total
+        return u
+
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         state["step"] += 1
         p.data, state["sum"] = F.adagrad_step(

@@ -238,16 +238,26 @@ def adagrad_step(
         G ← G + d²
         p ← p − η_t · d / (√G + ε)
     """
-    xp = namespace_of(p)
+    u, state_sum = _adagrad_update(
+        p, g, state_sum, step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
+        maximize=maximize, inplace=inplace,
+    )
+    return _sub(p, u, inplace), state_sum
+
+
+def _adagrad_update(
+    p: Array, g: Array, state_sum: Array, *, step: int, lr: float, lr_decay: float,
+    weight_decay: float, eps: float, maximize: bool, inplace: bool,
+) -> tuple[Array, Array]:
+    """:func:`adagrad_step` up to the update ``u`` (``p ← p − u`` is the caller's)."""
+    xp = namespace_of(g)
     d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum = _add(state_sum, d * d, inplace)
     std = xp.sqrt(state_sum)
     std = _add(std, eps, inplace)
     u = d / std
-    u = _mul(u, clr, inplace)
-    p = _sub(p, u, inplace)
-    return p, state_sum
+    return _mul(u, clr, inplace), state_sum
 
 
 def rmsprop_step(
@@ -297,7 +307,21 @@ def rmsprop_step(
         b ← μ b + d / s ;  p ← p − lr · b  (momentum > 0)
         p ← p − lr · d / s                  (otherwise)
     """
-    xp = namespace_of(p)
+    u, square_avg, grad_avg, momentum_buffer = _rmsprop_update(
+        p, g, square_avg, grad_avg, momentum_buffer, lr=lr, alpha=alpha, eps=eps,
+        weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize,
+        inplace=inplace,
+    )
+    return _sub(p, u, inplace), square_avg, grad_avg, momentum_buffer
+
+
+def _rmsprop_update(
+    p: Array, g: Array, square_avg: Array, grad_avg: Array | None, momentum_buffer: Array | None,
+    *, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float, centered: bool,
+    maximize: bool, inplace: bool,
+) -> tuple[Array, Array, Array | None, Array | None]:
+    """:func:`rmsprop_step` up to the update ``u``; returns ``(u, square_avg, grad_avg, momentum_buffer)``."""
+    xp = namespace_of(g)
     d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
     square_avg = _mul(square_avg, alpha, inplace)
     t = d * d
@@ -323,8 +347,7 @@ def rmsprop_step(
     else:
         u = d / avg
         u = _mul(u, lr, inplace)
-    p = _sub(p, u, inplace)
-    return p, square_avg, grad_avg, momentum_buffer
+    return u, square_avg, grad_avg, momentum_buffer
 
 
 def adam_step(

@@ -92,6 +92,23 @@ class RMSprop(Optimizer):
             keys += ("grad_avg",)
         return keys
 
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        return tuple(k for k in self._state_keys(group) if k != "step")
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        momentum, centered = group["momentum"], group["centered"]
+        u, square_avg, grad_avg, buf = F._rmsprop_update(
+            p, g, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"),
+            lr=float(group["lr"]), alpha=group["alpha"], eps=group["eps"],
+            weight_decay=group["weight_decay"], momentum=momentum, centered=centered,
+            maximize=group["maximize"], inplace=True,
+        )
+        # In place, these are the flat buffers themselves; otherwise copy the values in.
+        for key, value in (("square_avg", square_avg), ("grad_avg", grad_avg), ("momentum_buffer", buf)):
+            if value is not None and value is not state.get(key):
+                state[key][...] = value
+        return u
+
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         momentum = group["momentum"]
         centered = group["centered"]
