@@ -61,8 +61,7 @@ class Sequential(Module):
             for layer in self._layers:
                 x = layer.forward(x)
             return x
-        layers, first_param = chain
-        xp = _backend.namespace_of(x)
+        layers, first_param, xp = chain
         ctxs = []
         for layer in layers:
             x, ctx = layer._kernel_forward(x, xp)
@@ -114,24 +113,24 @@ class Sequential(Module):
     # which raises the same errors as before. The arithmetic is the layers' own, so the
     # numbers are identical (tested).
 
-    def _chain(self, x: Array) -> tuple[tuple[Module, ...], int] | None:
-        """``(layers, index of the first layer with parameters)`` when ``x`` may run as a chain."""
+    def _chain(self, x: Array) -> tuple[tuple[Module, ...], int, Any] | None:
+        """``(layers, index of the first layer with parameters, xp)`` when ``x`` may run as a chain."""
         plan = self.__dict__.get("_chain_plan")
         if plan is None or plan[0] != _module._structure_version:
             plan = self.__dict__["_chain_plan"] = (_module._structure_version, self._verify_chain())
         chain = plan[1]
         if chain is None:
             return None
-        layers, first_param, in_features, params, weights = chain
+        layers, first_param, in_features, params, weights, xp = chain
         if not _like(x, weights[0]) or x.ndim == 0 or x.shape[-1] != in_features:
             return None  # the per-layer path accepts it or raises the layer's own error
         for p, w in zip(params, weights):
             if p.data is not w:  # moved, reloaded or rebound: verify again
                 self.__dict__["_chain_plan"] = None
                 return self._chain(x)
-        return layers, first_param
+        return layers, first_param, xp  # x has the weights' array type: their namespace
 
-    def _verify_chain(self) -> tuple[tuple[Module, ...], int, int, tuple[Any, ...], tuple[Array, ...]] | None:
+    def _verify_chain(self) -> tuple[tuple[Module, ...], int, int, tuple[Any, ...], tuple[Array, ...], Any] | None:
         layers = self._layers
         if not layers or any(not m._chainable or m.training != self.training for m in layers):
             return None
@@ -147,7 +146,8 @@ class Sequential(Module):
                 width = m.out_features
         first_param = layers.index(linears[0])
         params = tuple(m.weight for m in linears)
-        return layers, first_param, linears[0].in_features, params, tuple(p.data for p in params)
+        weights = tuple(p.data for p in params)
+        return layers, first_param, linears[0].in_features, params, weights, _backend.namespace_of(w0)
 
     def _pop_pass(self) -> Any:
         """The chain's saved pass, or None: the layers kept their own (or a subclass's
