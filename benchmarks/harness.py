@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -183,8 +184,6 @@ def time_round_robin(impls: dict[str, Any], repeats: int, sample_s: float,
     implementations forms a pair taken under the same machine conditions: see
     :func:`paired_ratios`.
     """
-    import random
-
     rng = random.Random(seed)
     for impl in impls.values():
         for _ in range(WARMUP_STEPS):
@@ -367,10 +366,13 @@ def bench_fit(epochs: int, repeats: int) -> dict[str, Any]:
         if repeats > 1:
             for fn in runs.values():  # warm-up (imports, first allocations)
                 fn()
+        # A fresh random order every round, as in time_round_robin: a fixed rotation
+        # biases whichever run follows another.
+        rng = random.Random(0)
         order = list(runs)
-        for r in range(repeats):
-            k = r % len(order)
-            for name in order[k:] + order[:k]:
+        for _ in range(repeats):
+            rng.shuffle(order)
+            for name in order:
                 times[name].append(runs[name]())
     except Exception as exc:  # noqa: BLE001 - report and carry on with the step table
         return {"status": f"failed: {type(exc).__name__}: {exc}"}

@@ -702,7 +702,9 @@ class _ClassLoss(Loss):
             loss = xp.reshape(loss, (n, *rest))
         return loss, g
 
-    def _label_onehot(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array | None, bool]:
+    def _label_onehot(
+        self, xp: Namespace, input: Array, target: Array, lazy: bool = False
+    ) -> tuple[Array | None, Array | None, bool]:
         """Class-label targets ``(N,)`` as a one-hot ``(N, C)`` matrix of the input's dtype.
 
         Returns ``(e, m, in_range)``: ``e`` is zero on rows whose label is
@@ -742,6 +744,8 @@ class _ClassLoss(Loss):
                 self._remember(target, key, any_ignored)
             # No label equals ignore_index: no mask, and the mean divides by N.
             can_ignore = can_ignore and any_ignored
+        if lazy and not can_ignore:
+            return None, None, in_range  # the caller builds its own targets (fused CE)
         classes = self._classes(xp, c, xp.int64 if narrow else target.dtype, _backend.device_of(input))
         # A label outside [0, C) (the default ignore_index -100) gives a zero row here.
         e = xp.astype(target[:, None] == classes, input.dtype)
@@ -911,9 +915,9 @@ class CrossEntropyLoss(_ClassLoss):
                 kept = self._fused_kept(input, target)
                 if kept is not None:  # the same validated target array as last call
                     return self._fused_labels(xp, input, *kept)
-            t, m, _ = self._label_onehot(xp, input, target)
-            if fused and m is None:
-                ys, idx = self._fused_targets(xp, input, target, t)
+            t, m, _ = self._label_onehot(xp, input, target, lazy=fused)
+            if t is None:  # fused and no label to ignore
+                ys, idx = self._fused_targets(xp, input, target)
                 return self._fused_labels(xp, input, ys, idx)
             if w is None:
                 r = m
@@ -982,30 +986,40 @@ class CrossEntropyLoss(_ClassLoss):
             return self._reduce_total(total, g, n)
         return self._mean_over(total, g, d, m, xp=xp)
 
-    def _fused_targets(self, xp: Namespace, input: Array, target: Array, onehot: Array) -> tuple[Array, Array]:
+    def _fused_targets(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
         """The targets of :meth:`_fused_labels`: ``f · onehot(y)`` and each row's flat index.
 
-        ``f = 1/N`` for the mean, 1 for the sum; ``onehot`` is this call's own fresh
-        array (scaled in place where the backend allows it). A validating loss keeps the
-        pair with its record of the validated target array, so a loop over a fixed batch
-        builds them once, like the labels check (:meth:`Loss.forget_targets` drops both).
+        ``f = 1/N`` for the mean, 1 for the sum. The one-hot rows are gathered from a
+        cached ``f · I`` (one ``take``, instead of a comparison, a cast and a product per
+        call). Labels lie in ``[0, C)``: checked (``validate``), or promised and taken
+        modulo ``C`` so that a broken promise cannot index out of bounds. A validating
+        loss keeps the pair with its record of the validated target array, so a loop
+        over a fixed batch builds them once, like the labels check
+        (:meth:`Loss.forget_targets` drops both).
         """
         n, c = (int(v) for v in input.shape)
-        if self.reduction == "mean":
-            if _backend.supports_inplace(onehot):
-                onehot *= 1.0 / n
-            else:
-                onehot = onehot * (1.0 / n)
         y = target if target.dtype == xp.int64 else xp.astype(target, xp.int64)
         if not self.validate:
-            # Labels promised to lie in [0, C) (fit checked them once); the remainder only
-            # keeps a broken promise from indexing out of bounds (fit's shape probe).
             y = xp.remainder(y, c)
-        idx = self._row_starts(xp, n, c, _backend.device_of(input)) + y
+        device = _backend.device_of(input)
+        idx = self._row_starts(xp, n, c, device) + y
+        ys = xp.take(self._scaled_eye(xp, n, c, input.dtype, device), y, axis=0)
         memo = self.__dict__.get("_memo")
         if self.validate and memo is not None and memo[0]() is target:
-            self._fused_memo = (memo, self._fused_key(input, target), onehot, idx)
-        return onehot, idx
+            self._fused_memo = (memo, self._fused_key(input, target), ys, idx)
+        return ys, idx
+
+    def _scaled_eye(self, xp: Namespace, n: int, c: int, dtype: Any, device: Any) -> Array:
+        """``f · I_C`` (``f = 1/N`` for the mean, else 1) of ``dtype`` on ``device``, kept for the next call."""
+        key = (id(xp), n if self.reduction == "mean" else 0, c, dtype, device)
+        cached = self.__dict__.get("_eye_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        eye = xp.eye(c, dtype=dtype, device=device)
+        if self.reduction == "mean":
+            eye = eye * (1.0 / n)
+        self._eye_cache = (key, eye)
+        return eye
 
     def _fused_key(self, input: Array, target: Array) -> tuple[Any, ...]:
         return (

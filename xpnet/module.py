@@ -418,11 +418,16 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode on this module and its children; returns ``self``."""
-        _structure_changed()  # containers re-check their children's modes
+        mode = bool(mode)
+        changed = False
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            if m.training is not mode:
+                changed = True
+                object.__setattr__(m, "training", mode)
             if not mode:
                 m.clear_saved()
+        if changed:
+            _structure_changed()  # containers re-check their children's modes (the chain)
         return self
 
     def eval(self) -> Module:
