@@ -24,7 +24,8 @@ refilling a label buffer in place; torch tensors are tracked by their version co
 over a fixed batch builds them once. :func:`xpnet.training.fit` validates the whole dataset once and then sets
 ``loss_fn.validate = False`` for the training steps. With validation off, bad values give
 wrong numbers instead of an error (an out-of-range label ``y`` is read as class
-``y mod C`` in the loss and contributes no target mass to the gradient), and
+``y mod C`` in the loss; in the gradient too for unweighted, unsmoothed labels, and
+as no target mass otherwise), and
 ``CrossEntropyLoss`` does not look for an ``ignore_index`` outside ``[0, C)`` (such as the
 default -100): labels are then promised to lie in ``[0, C)``.
 """
