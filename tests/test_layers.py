@@ -239,12 +239,16 @@ def _per_layer(net, x, dy, params_only=False):
     return x, dx, [p.grad for p in net.parameters()]
 
 
+@pytest.mark.parametrize("buffers", [False, True], ids=["fresh", "buffers"])
 @pytest.mark.parametrize("params_only", [False, True])
-def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params_only):
+def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params_only, buffers):
     rng = np.random.default_rng(5)
     x = backend.asarray(rng.standard_normal((7, 4)), dtype="float64")
     dy = backend.asarray(rng.standard_normal((7, 3)), dtype="float64")
+    dy_host = backend.to_numpy(dy).copy()
     net = backend.move(_chain_net(), dtype="float64")
+    if buffers:  # every array large enough for the reused buffers and in-place kernels
+        net.chain_buffer_min_size = 0
     assert net._chain(x) is not None  # the chain is taken
     ref_out, ref_dx, ref_grads = _per_layer(net, x, dy, params_only)
     for _ in range(2):  # the second pass reuses the verified chain
@@ -261,6 +265,50 @@ def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params
         for p, g in zip(net.parameters(), ref_grads):
             np.testing.assert_array_equal(backend.to_numpy(p.grad), backend.to_numpy(g))
     assert all(not m._saved for m in net.modules())  # every pass consumed
+    np.testing.assert_array_equal(backend.to_numpy(dy), dy_host)  # the caller's dy untouched
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [Linear(4, 6, generator=0), ReLU(), Linear(6, 5, generator=1), xpnet.Sigmoid(),
+                 Linear(5, 3, generator=2)],
+        lambda: [Linear(4, 6, generator=0), Tanh(), ReLU(), Linear(6, 3, generator=1), Tanh()],
+        lambda: [xpnet.Sigmoid(), Linear(4, 3, generator=0), xpnet.GELU(), ReLU()],
+    ],
+    ids=["linear-last", "activation-pairs", "activation-first"],
+)
+def test_sequential_chain_buffers_never_overwrite_what_the_caller_holds(layers):
+    # NumPy reuses buffers across passes (backend-specific path): the output and dx a
+    # caller keeps, its input and dy, and a pass still waiting for its backward stay intact.
+    rng = np.random.default_rng(8)
+    net = Sequential(*layers())
+    net.chain_buffer_min_size = 0
+    ref = Sequential(*layers())
+    ref.chain_buffer_min_size = 10**9  # fresh arrays everywhere
+    xs = [rng.standard_normal((5, 4)) for _ in range(3)]
+    dys = [rng.standard_normal((5, 3)) for _ in range(3)]
+    net.to(dtype="float64"), ref.to(dtype="float64")
+    kept = []
+    for x, dy in zip(xs, dys):
+        x0, dy0 = x.copy(), dy.copy()
+        out, dx = net(x), None
+        dx = net.backward(dy)
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(dy, dy0)
+        kept.append((out, dx, ref(x), ref.backward(dy)))
+    for out, dx, rout, rdx in kept:  # later passes wrote into nothing returned earlier
+        np.testing.assert_array_equal(out, rout)
+        np.testing.assert_array_equal(dx, rdx)
+    # two passes before their backwards: the second must not reuse the first's buffers
+    o1, o2 = net(xs[0]), net(xs[1])
+    d2, d1 = net.backward(dys[1]), net.backward(dys[0])
+    r1 = ref(xs[0])
+    rd1 = ref.backward(dys[0])
+    r2 = ref(xs[1])
+    rd2 = ref.backward(dys[1])
+    for a, b in ((o1, r1), (o2, r2), (d1, rd1), (d2, rd2)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sequential_chain_errors_are_the_layers_own():

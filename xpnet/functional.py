@@ -286,8 +286,12 @@ def _sigmoid(x: Array, *, xp: Namespace) -> Array:
     return _sigmoid_and_one(x, xp=xp)[0]
 
 
-def _sigmoid_and_one(x: Array, *, xp: Namespace) -> tuple[Array, Array]:
-    """``(σ(x), 1)``: the 1 as the cached 0-d array of x's dtype and device, for σ′ = y (1 - y)."""
+def _sigmoid_and_one(x: Array, *, xp: Namespace, out: Array | None = None) -> tuple[Array, Array]:
+    """``(σ(x), 1)``: the 1 as the cached 0-d array of x's dtype and device, for σ′ = y (1 - y).
+
+    ``out`` (NumPy, CuPy): write σ(x) there with the same five operations in the same
+    order (bit-identical), allocating nothing; ``out`` may be ``x`` itself.
+    """
     # 1 / (1 + exp(-x)) on x clamped from below at lo = log(smallest normal): exp(-lo) is
     # 1/smallest_normal, which is finite in every IEEE dtype, so nothing overflows (no
     # warnings) and σ(x) bottoms out at ~smallest_normal instead of reaching 0. Above lo
@@ -306,7 +310,14 @@ def _sigmoid_and_one(x: Array, *, xp: Namespace) -> tuple[Array, Array]:
             xp.asarray(1.0, dtype=dtype, device=key[2]),
         )
     lo, one = consts
-    return one / (one + xp.exp(-xp.maximum(x, lo))), one
+    if out is None:
+        return one / (one + xp.exp(-xp.maximum(x, lo))), one
+    xp.maximum(x, lo, out=out)
+    xp.negative(out, out=out)
+    xp.exp(out, out=out)
+    xp.add(one, out, out=out)
+    xp.divide(one, out, out=out)
+    return out, one
 
 
 def _exp_overflow_bound(xp: Namespace, dtype: Any) -> float:

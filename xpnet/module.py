@@ -125,6 +125,15 @@ class Module:
     #: pass for the whole chain (``Linear`` and the common activations; docs/layers.md).
     _chainable: bool = False
 
+    #: Chain kernels that accept ``out``: the forward may write its result into its own
+    #: input (``out=x``) and the backward into ``dy`` (``out=dy``), also overwriting the
+    #: output kept in ``ctx``. Sequential passes ``out`` only for arrays the chain made
+    #: itself and no longer needs, on backends whose functions take ``out=``.
+    _kernel_inplace: bool = False
+    #: The forward's ``ctx`` holds its own output (it must not be overwritten by the
+    #: next layer's in-place forward).
+    _ctx_holds_output: bool = False
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())

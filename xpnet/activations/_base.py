@@ -38,10 +38,10 @@ class _Activation(Module):
         self._check_dy(dy, ctx[0] if isinstance(ctx, tuple) else ctx)
         return self._kernel_backward(dy, ctx, _namespace_of(dy), True)
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Any]:
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement forward() or _kernel_forward()")
 
-    def _kernel_backward(self, dy: Array, ctx: Any, xp: Namespace, need_dx: bool) -> Array:
+    def _kernel_backward(self, dy: Array, ctx: Any, xp: Namespace, need_dx: bool, out: Array | None = None) -> Array:
         raise NotImplementedError(f"{type(self).__name__} must implement backward() or _kernel_backward()")
 
     def _check_dy(self, dy: Array, ref: Array) -> None:

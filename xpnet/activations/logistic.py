@@ -23,15 +23,23 @@ class Sigmoid(_Activation):
     """
 
     _chainable = True
+    _kernel_inplace = True
+    _ctx_holds_output = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, tuple[Array, Array]]:
-        y, one = F._sigmoid_and_one(x, xp=xp)
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, tuple[Array, Array]]:
+        y, one = F._sigmoid_and_one(x, xp=xp, out=out)
         return y, (y, one)
 
-    def _kernel_backward(self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool) -> Array:
+    def _kernel_backward(
+        self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool, out: Array | None = None
+    ) -> Array:
         # one: a 0-d array of y's dtype; NumPy converts a Python 1.0 on every call.
         y, one = ctx
-        return dy * y * (one - y)
+        if out is None:
+            return dy * y * (one - y)
+        xp.multiply(dy, y, out=out)  # out is dy: the same products, in the same order
+        xp.subtract(one, y, out=y)
+        return xp.multiply(out, y, out=out)
 
 
 class Tanh(_Activation):
@@ -47,13 +55,19 @@ class Tanh(_Activation):
     """
 
     _chainable = True
+    _kernel_inplace = True
+    _ctx_holds_output = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
-        y = xp.tanh(x)
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, Array]:
+        y = xp.tanh(x) if out is None else xp.tanh(x, out=out)
         return y, y
 
-    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool) -> Array:
-        return dy * (1.0 - y * y)
+    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool, out: Array | None = None) -> Array:
+        if out is None:
+            return dy * (1.0 - y * y)
+        xp.multiply(y, y, out=y)  # y is no longer needed: it holds 1 - y² (same order)
+        xp.subtract(1.0, y, out=y)
+        return xp.multiply(dy, y, out=out)
 
 
 class Heaviside(_Activation):

@@ -29,13 +29,21 @@ class ReLU(_Activation):
     """
 
     _chainable = True
+    _kernel_inplace = True
+    _ctx_holds_output = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
-        y = xp.maximum(x, 0.0)
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, Array]:
+        y = xp.maximum(x, 0.0) if out is None else xp.maximum(x, 0.0, out=out)
         return y, y
 
-    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool) -> Array:
-        return F._relu_backward(dy, y, xp=xp)
+    def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool, out: Array | None = None) -> Array:
+        if out is None:
+            return F._relu_backward(dy, y, xp=xp)
+        # y becomes the 0/1 factor of _relu_backward, 1[not y <= 0] (a bool written as
+        # float: NaN -> 1), then dy times it: the same products, nothing allocated.
+        xp.less_equal(y, 0.0, out=y)
+        xp.subtract(1.0, y, out=y)
+        return xp.multiply(dy, y, out=out)
 
 
 class LeakyReLU(_Activation):
@@ -63,10 +71,10 @@ class LeakyReLU(_Activation):
 
     _chainable = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, Array]:
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, Array]:
         return F._leaky_relu(x, self.negative_slope, xp=xp), x
 
-    def _kernel_backward(self, dy: Array, x: Array, xp: Namespace, need_dx: bool) -> Array:
+    def _kernel_backward(self, dy: Array, x: Array, xp: Namespace, need_dx: bool, out: Array | None = None) -> Array:
         return dy * F._leaky_relu_factor(x, self.negative_slope, xp=xp)
 
     def extra_repr(self) -> str:

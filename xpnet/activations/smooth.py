@@ -35,14 +35,16 @@ class GELU(_Activation):
 
     _chainable = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, tuple[Array, Array]]:
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, tuple[Array, Array]]:
         if self.approximate == "tanh":
             t = F._gelu_tanh_inner(x, xp=xp)
             return (0.5 * x) * (1.0 + t), (x, t)
         cdf = F._norm_cdf(x, xp=xp)
         return x * cdf, (x, cdf)
 
-    def _kernel_backward(self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool) -> Array:
+    def _kernel_backward(
+        self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool, out: Array | None = None
+    ) -> Array:
         x, aux = ctx
         if self.approximate == "tanh":
             return F._gelu_tanh_backward(dy, x, aux)
@@ -68,11 +70,13 @@ class SiLU(_Activation):
 
     _chainable = True
 
-    def _kernel_forward(self, x: Array, xp: Namespace) -> tuple[Array, tuple[Array, Array]]:
+    def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, tuple[Array, Array]]:
         s = F._silu_sigmoid(x, xp=xp)
         return x * s, (x, s)
 
-    def _kernel_backward(self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool) -> Array:
+    def _kernel_backward(
+        self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool, out: Array | None = None
+    ) -> Array:
         x, s = ctx
         return F._silu_backward(dy, x, s)
 

@@ -105,14 +105,16 @@ class Linear(Module):
 
     # The chain kernels (Module._chainable): the arithmetic of forward and backward.
 
-    def _kernel_forward(self, x: Array, xp: Any) -> tuple[Array, Array]:
-        y = x @ self.weight.data.T
+    def _kernel_forward(self, x: Array, xp: Any, out: Array | None = None) -> tuple[Array, Array]:
+        # out: a buffer of the output's shape to write into (NumPy/CuPy matmul's out=).
+        w = self.weight.data
+        y = x @ w.T if out is None else _backend.matmul_out(type(x))(x, w.T, out=out)
         bias = self.bias
         if bias is not None:
             y += bias.data  # y is our own fresh array: no temporary for the sum
         return y, x
 
-    def _kernel_backward(self, dy: Array, x: Array, xp: Any, need_dx: bool) -> Array | None:
+    def _kernel_backward(self, dy: Array, x: Array, xp: Any, need_dx: bool, out: Array | None = None) -> Array | None:
         if x.ndim == 2:
             x2, dy2 = x, dy
         elif x.ndim == 1:
@@ -126,7 +128,9 @@ class Linear(Module):
             _grad_product(weight, dy2.T, x2)  # dW = δᵀ x
         if bias is not None and bias.requires_grad:
             _grad_product(bias, self._ones(dy2), dy2)  # db = 1ᵀ δ
-        return dy @ weight.data if need_dx else None
+        if not need_dx:
+            return None
+        return dy @ weight.data if out is None else _backend.matmul_out(type(dy))(dy, weight.data, out=out)
 
     def _ones(self, dy2: Array) -> Array:
         """A cached ``ones(N)`` like ``dy2``: ``db = Σ_batch δ`` is computed as ``1ᵀ δ``.
