@@ -422,3 +422,40 @@ def test_load_state_dict_checks_buffers_and_changes_nothing_on_failure():
         m.load_state_dict(OrderedDict(sd, mean=np.zeros(2, dtype=np.float64)))
     m.load_state_dict(missing, strict=False)
     assert int(m.count) == 5
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_trained_model_and_used_loss_copy_and_keep_training_identically(how):
+    # After steps (the chain's plan and reused buffers, zero_grad's cache, the loss's
+    # record of validated targets) and with a forward pass still pending.
+    import copy
+    import pickle
+
+    from xpnet import losses, optim
+    from xpnet.models import mlp
+
+    dup = copy.deepcopy if how == "deepcopy" else (lambda o: pickle.loads(pickle.dumps(o)))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    model = mlp([8, 32, 3], activation="tanh", generator=0)
+    model.chain_buffer_min_size = 0
+    loss_fn = losses.CrossEntropyLoss()
+
+    def train(m, lf, steps):
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        for _ in range(steps):
+            out = m(x)
+            _, g = lf(out, y)
+            m.zero_grad()
+            m.backward_params(g)
+            opt.step()
+        return [p.data.copy() for p in m.parameters()]
+
+    train(model, loss_fn, 3)
+    model(x)  # pending: a copy starts without it
+    model_copy, loss_copy = dup(model), dup(loss_fn)
+    assert not model_copy._saved
+    model.clear_saved()
+    for a, b in zip(train(model, loss_fn, 3), train(model_copy, loss_copy, 3)):
+        np.testing.assert_array_equal(a, b)

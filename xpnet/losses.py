@@ -219,6 +219,14 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave out the record of validated targets (a weak reference)
+        and what was built from them: the copy validates its next target again."""
+        state = self.__dict__.copy()
+        state.pop("_memo", None)
+        state.pop("_fused_memo", None)
+        return state
+
     # -------------------------------------------------------------- validate once
 
     def forget_targets(self) -> None:

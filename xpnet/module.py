@@ -287,6 +287,20 @@ class Module:
             )
         return self.forward(x)
 
+    # ------------------------------------------------------------------ copies
+
+    #: Per-process caches kept in a module's ``__dict__`` (rebuilt on demand); a copy or
+    #: a pickle leaves them out (the chain's plan holds the array namespace, a module).
+    _TRANSIENT = frozenset({"_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache"})
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state ``copy.deepcopy`` and ``pickle`` save: no caches, no stored passes
+        (a copy starts with nothing to backpropagate, like a module after ``to()``)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        state["_saved"] = deque()
+        state["_saved_dropped"] = False
+        return state
+
     # ------------------------------------------------------------------ saved passes
 
     def save_for_backward(self, ctx: Any) -> None:
