@@ -953,8 +953,8 @@ class SequentialLR(_Composite):
     last_epoch
         ``-1`` starts a new schedule.
 
-    Example
-    -------
+    Examples
+    --------
     >>> warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
     >>> decay = CosineAnnealingLR(opt, T_max=95)
     >>> sched = SequentialLR(opt, [warmup, decay], milestones=[5])
