@@ -301,7 +301,8 @@ def _sigmoid_and_one(x: Array, *, xp: Namespace, out: Array | None = None) -> tu
     # 0-d arrays of x's dtype and device: NumPy converts a Python float operand on every
     # call (~0.3 us), and the rounding is the same (NEP 50 weak scalars take x's dtype).
     dtype = x.dtype
-    key = (type(x), dtype, _backend.device_of(x))
+    dev = getattr(x, "device", None)  # (device_of's fast case, without its call)
+    key = (type(x), dtype, dev if dev is not None else _backend.device_of(x))
     consts = _SIGMOID_CONSTS.get(key)
     if consts is None:
         lo = math.log(float(xp.finfo(dtype).smallest_normal))

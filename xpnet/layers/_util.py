@@ -42,6 +42,13 @@ def _grad_product(p: Parameter, a: Array, b: Array) -> None:
     gathered or allocated. Elsewhere it is a fresh array (the optimizer copies it into
     its buffer).
     """
+    out = p._grad_out
+    # The common case first: after zero_grad, a buffer checked at an earlier step (its
+    # checks hold while p.data and the buffer are the same objects: an array's shape,
+    # dtype and device do not change).
+    if out is not None and p.grad is None and out[0] is p.data and out[1] is p.grad_buffer:
+        p.grad = out[2](a, b, out=out[1])
+        return
     if p.grad is not None:
         p.accumulate_grad(a @ b)
         return
@@ -49,18 +56,15 @@ def _grad_product(p: Parameter, a: Array, b: Array) -> None:
     if buf is None:
         p.grad = a @ b
         return
-    out = p._grad_out
-    # The checks below hold for as long as p.data and the buffer are the same objects
-    # (an array's shape, dtype and device do not change): two identity tests per step.
-    if out is None or out[0] is not p.data or out[1] is not buf:
-        mm = None
-        if buf.shape == p.data.shape and _like(buf, a):
-            mm = _backend.matmul_out(type(buf))
-        out = p._grad_out = (p.data, buf, mm)
-    if out[2] is None:
+    mm = None
+    if buf.shape == p.data.shape and _like(buf, a):
+        mm = _backend.matmul_out(type(buf))
+    if mm is None:
+        p._grad_out = None
         p.grad = a @ b
-    else:
-        p.grad = out[2](a, b, out=buf)
+        return
+    p._grad_out = (p.data, buf, mm)
+    p.grad = mm(a, b, out=buf)
 
 
 def _check_dy(who: str, dy: Array, ref: Array, shape: tuple[int, ...] | None = None) -> None:

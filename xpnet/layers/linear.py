@@ -140,11 +140,21 @@ class Linear(Module):
         short-row array is slow); the result differs only by summation order.
         """
         ones = self.__dict__.get("_ones_cache")
-        if ones is None or ones.shape[0] != dy2.shape[0] or not _like(ones, dy2):
+        # Array type and dtype compared here; the device changes only through to(),
+        # whose clear_saved() drops the cache.
+        if (
+            ones is None or ones.shape[0] != dy2.shape[0] or type(ones) is not type(dy2)
+            or ones.dtype != dy2.dtype
+        ):
             xp = _backend.namespace_of(dy2)
             ones = xp.ones((dy2.shape[0],), dtype=dy2.dtype, device=_backend.device_of(dy2))
             self.__dict__["_ones_cache"] = ones
         return ones
+
+    def clear_saved(self) -> None:
+        """Forget the stored passes (and the cached ``ones`` vector of ``db = 1ᵀ δ``)."""
+        super().clear_saved()
+        self.__dict__.pop("_ones_cache", None)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -217,7 +217,8 @@ class Optimizer:
             loss = closure()
         homes = self._homes
         for gi, group in enumerate(self.param_groups):
-            flat = self._flat_step(gi, group) if self._flat_keys(group) is not None else None
+            keys = self._flat_keys(group)
+            flat = self._flat_step(gi, group, keys) if keys is not None else None
             if flat is not None and flat.covers:
                 continue
             for p in group["params"]:
@@ -270,7 +271,7 @@ class Optimizer:
             f"{type(self).__name__} declares flat state keys but does not implement _flat_update()"
         )
 
-    def _flat_step(self, gi: int, group: dict[str, Any]) -> _FlatPlan | None:
+    def _flat_step(self, gi: int, group: dict[str, Any], keys: tuple[str, ...]) -> _FlatPlan | None:
         """Update the parameters of group ``gi`` that live in its flat buffers; return the plan.
 
         From the second step on, a group's parameters (same array type, dtype and device,
@@ -290,7 +291,7 @@ class Optimizer:
         ordinary per-parameter arrays still, and the next step builds a new plan.
         """
         plan = self._plans.get(gi)
-        if plan is None or not plan.ready(self, group):
+        if plan is None or not plan.ready(self, keys):
             if plan is not None:
                 plan.release()
                 self._plans[gi] = None
@@ -587,7 +588,7 @@ class _FlatPlan:
             if p.grad_buffer is gv:
                 p.grad_buffer = None
 
-    def ready(self, opt: Optimizer, group: dict[str, Any]) -> bool:
+    def ready(self, opt: Optimizer, keys: tuple[str, ...]) -> bool:
         """Whether the plan still describes the group, gathering stray gradients.
 
         Attribute reads only, no sync. A gradient that is not its view (set by a layer
@@ -596,7 +597,7 @@ class _FlatPlan:
         (moved, reloaded, rebound), ``requires_grad`` switched off, or state arrays that
         are no longer the plan's views make the plan stale.
         """
-        if opt._flat_keys(group) != self.keys:
+        if keys != self.keys:
             return False  # hyperparameters changed (amsgrad, momentum) since it was built
         states, kind, dtype, step = opt.state, self.kind, self.dtype, self.step
         for p, data, gview, state, views in self.rows:
