@@ -66,8 +66,8 @@ class Sequential(Module):
         n = x.shape[0] if x.ndim == 2 else 0
         ctxs = []
         if width and n and n * width >= self.chain_buffer_min_size:
-            # Large arrays: reuse buffers instead of allocating (see _chain_buffers); the
-            # workspace only while no earlier pass is still waiting for its backward.
+            # Large arrays: reuse buffers instead of allocating ("chain buffers" below);
+            # the workspace only while no earlier pass is still waiting for its backward.
             ws = self._workspace() if not self.__dict__["_saved"] else None
             last_linear = max(k for k, m in enumerate(layers) if type(m) is Linear)
             for k, layer in enumerate(layers):
@@ -150,17 +150,17 @@ class Sequential(Module):
         if not linears or any(type(m) is not Linear for m in linears):
             return None
         w0 = linears[0].weight.data
-        width = None
+        features = None  # the width flowing out of the previous Linear
         for m in layers:
             if type(m) is Linear:
-                if (width is not None and m.in_features != width) or not _like(m.weight.data, w0):
+                if (features is not None and m.in_features != features) or not _like(m.weight.data, w0):
                     return None
-                width = m.out_features
+                features = m.out_features
         first_param = layers.index(linears[0])
         params = tuple(m.weight for m in linears)
         weights = tuple(p.data for p in params)
         xp = _backend.namespace_of(w0)
-        width = 0
+        width = 0  # the widest layer where buffers may be reused (NumPy), else 0
         if _backend.reuses_buffers(xp) and _backend.matmul_out(type(w0)) is not None:
             width = max(max(m.in_features, m.out_features) for m in linears)
         return layers, first_param, linears[0].in_features, params, weights, xp, width
