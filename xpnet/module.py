@@ -118,8 +118,9 @@ class Module:
     max_saved_passes: int = 64
 
     #: True for modules that also offer their computation as two pure kernels,
-    #: ``_kernel_forward(x, xp) -> (y, ctx)`` and
-    #: ``_kernel_backward(dy, ctx, xp, need_dx) -> dx`` (no checks, nothing stored):
+    #: ``_kernel_forward(x, xp, out=None) -> (y, ctx)`` and
+    #: ``_kernel_backward(dy, ctx, xp, need_dx, out=None) -> dx`` (no checks, nothing
+    #: stored; ``out``: see :attr:`_kernel_inplace`):
     #: a :class:`~xpnet.Sequential` made only of such modules checks its input and
     #: ``dy`` once at its boundary and runs the kernels as one chain, keeping one saved
     #: pass for the whole chain (``Linear`` and the common activations; docs/layers.md).

@@ -19,8 +19,8 @@ class _Activation(Module):
     A subclass either implements :meth:`forward` and :meth:`backward` itself, or only the
     two kernels of the chain protocol (:attr:`xpnet.Module._chainable`)::
 
-        _kernel_forward(x, xp) -> (y, ctx)       # ctx: what backward needs
-        _kernel_backward(dy, ctx, xp, need_dx) -> dx
+        _kernel_forward(x, xp, out=None) -> (y, ctx)       # ctx: what backward needs
+        _kernel_backward(dy, ctx, xp, need_dx, out=None) -> dx
 
     (pure arithmetic: no checks, nothing stored) and sets ``_chainable = True``; this
     class then supplies ``forward``/``backward`` around them (namespace, the saved pass,
