@@ -115,8 +115,9 @@ class NumpyReference:
 
     # ------------------------------------------------------------------ the step
 
-    def step(self) -> None:
-        w, W, b, h, d = self.w, self.W, self.b, self.h, self.d
+    def _forward_(self) -> None:
+        """h[i] = act(a W[i]ᵀ + b[i]) layer by layer, in the preallocated outputs."""
+        w, W, b, h = self.w, self.W, self.b, self.h
         L = len(W)
         a = self.x
         for i in range(L):
@@ -126,6 +127,11 @@ class NumpyReference:
             if act is not None:
                 self._act_(act, h[i])
             a = h[i]
+
+    def step(self) -> None:
+        w, W, h, d = self.w, self.W, self.h, self.d
+        L = len(W)
+        self._forward_()
         out, dout = h[-1], d[-1]
         n = out.shape[0]
         if w.loss == "ce":

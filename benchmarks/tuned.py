@@ -77,23 +77,18 @@ class TunedReference:
         self.loss = None
 
     # The activations and their derivatives from stored outputs are the textbook step's
-    # (same attribute names: h, d, tmp, mask): in place with out= there already.
+    # (same attribute names: h, d, tmp, mask): in place with out= there already; so is
+    # the forward pass into the preallocated outputs h.
     _act_ = staticmethod(NumpyReference._act_)
     _act_backward_ = NumpyReference._act_backward_
+    _forward_ = NumpyReference._forward_
 
     # ------------------------------------------------------------------ the step
 
     def step(self) -> None:
-        w, W, b, h, d = self.w, self.W, self.b, self.h, self.d
+        w, W, h, d = self.w, self.W, self.h, self.d
         L = len(W)
-        a = self.x
-        for i in range(L):
-            np.matmul(a, W[i].T, out=h[i])
-            h[i] += b[i]
-            act = w.activation if i < L - 1 else w.output_activation
-            if act is not None:
-                self._act_(act, h[i])
-            a = h[i]
+        self._forward_()
         if w.loss == "ce":
             self._softmax_ce(h[-1], d[-1])
         else:
