@@ -166,6 +166,7 @@ def _weight_repr(base: str, name: str, w: Any) -> str:
 
 def _scale(g: Array, factor: Any, fresh: bool) -> Array:
     """``g * factor``, in place when ``g`` is this call's own array and writeable."""
+    factor = _backend.scalar(g, factor)
     if fresh and _backend.supports_inplace(g):
         g *= factor
         return g
@@ -281,10 +282,7 @@ class Loss:
         if self.reduction == "mean":
             total = total / n
         if factor != 1.0:
-            if fresh and _backend.supports_inplace(g):
-                g *= factor
-            else:
-                g = g * factor
+            g = _scale(g, factor, fresh)
         # NumPy turns 0-d results into NumPy scalars (a float64 one even passes as a
         # Python float); indexing with ... gives a real 0-d array on every backend.
         return total[...], g
@@ -302,7 +300,9 @@ class Loss:
             self.__dict__["_float_dtype"] = dtype
         if 0 in input.shape:
             raise ValueError(f"{type(self).__name__}: got an empty input of shape {tuple(input.shape)}")
-        di, dt = _backend.device_of(input), _backend.device_of(target)
+        di, dt = getattr(input, "device", None), getattr(target, "device", None)
+        if di is None or dt is None:  # (an array without .device: device_of's fallback)
+            di, dt = _backend.device_of(input), _backend.device_of(target)
         if di != dt:
             raise ValueError(
                 f"{type(self).__name__}: input is on device {di!r} but target is on {dt!r}. Hint: "
@@ -361,8 +361,7 @@ class MSELoss(Loss):
         n = math.prod(input.shape)
         if self.reduction == "none":
             return self._reduce(d * d, d, n, 2.0, fresh=True, xp=xp)
-        flat = _backend.flatten(d, xp=xp)
-        return self._reduce_total(flat @ flat, d, n, 2.0)
+        return self._reduce_total(_backend.sumsq(d, xp=xp), d, n, 2.0)
 
 
 class L1Loss(Loss):
@@ -907,6 +906,13 @@ class CrossEntropyLoss(_ClassLoss):
         self.label_smoothing = float(label_smoothing)
 
     def _forward_2d(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
+        fused = self.weight is None and not self.label_smoothing and self.reduction != "none"
+        if fused:
+            # The same validated label array as last call, with the same shapes, dtypes
+            # and settings (_fused_key): its targets are kept.
+            kept = self._fused_kept(input, target)
+            if kept is not None:
+                return self._fused_labels(xp, input, *kept)
         who = "CrossEntropyLoss"
         n, c = (int(s) for s in input.shape)
         eps = self.label_smoothing
@@ -919,11 +925,6 @@ class CrossEntropyLoss(_ClassLoss):
         m = r = None
         if target.ndim == 1 and target.shape[0] == n:
             labels = True
-            fused = w is None and not eps and self.reduction != "none"
-            if fused:
-                kept = self._fused_kept(input, target)
-                if kept is not None:  # the same validated target array as last call
-                    return self._fused_labels(xp, input, *kept)
             t, m, _ = self._label_onehot(xp, input, target, lazy=fused)
             if t is None:  # fused and no label to ignore
                 ys, idx = self._fused_targets(xp, input, target)
@@ -1066,13 +1067,13 @@ class CrossEntropyLoss(_ClassLoss):
         n = int(input.shape[0])
         mean = self.reduction == "mean"
         z = input - _backend.rmax(input, 1, True, xp=xp)
-        picked = _backend.rsum(xp.take(_backend.flatten(z, xp=xp), idx), xp=xp)
+        picked = _backend.rsum(_backend.take_flat(z, idx, xp=xp), xp=xp)
         ez = xp.exp(z)
         s = _backend.rsum(ez, 1, True, xp=xp)
         total = _backend.rsum(xp.log(s), xp=xp) - picked
         if _backend.supports_inplace(ez):
             if mean:
-                s *= n  # s is this call's own array
+                s *= _backend.scalar(s, float(n))  # s is this call's own array
             ez /= s
             ez -= ys
             g = ez
