@@ -268,3 +268,27 @@ def test_modules_work_in_a_training_step(backend):
     backend.check(net.backward(dout), dtype="float32", shape=(4, 2))
     for p in net.parameters():
         backend.check(p.grad, dtype="float32", shape=p.shape)
+
+
+def test_sigmoid_constants_follow_the_input_dtype_backend_and_device(backend):
+    """Sigmoid keeps the 0-d constants of its last input's dtype, array type and device;
+    one instance fed other inputs must compute with theirs (not the kept ones)."""
+    import copy
+
+    import xpnet
+    import xpnet.functional as F
+    from xpnet import _backend
+
+    host = np.linspace(-100.0, 100.0, 12).reshape(3, 4)
+    layer = xpnet.Sigmoid()
+    default_device = backend.xp.asarray(host.astype(np.float32))  # same type, maybe another device
+    for x in (host.astype(np.float32), backend.asarray(host, dtype="float32"), default_device,
+              host, backend.asarray(host, dtype="float64"), host.astype(np.float32)):
+        y = layer(x)
+        assert _backend.namespace_of(y) is _backend.namespace_of(x) and y.dtype == x.dtype
+        assert _backend.device_of(y) == _backend.device_of(x)
+        np.testing.assert_array_equal(xpnet.to_numpy(y), xpnet.to_numpy(F.sigmoid(x)))
+        _, one = layer.pop_saved()  # the constant σ′ = y (1 - y) will use: x's own
+        assert type(one) is type(x) and one.dtype == x.dtype
+        assert _backend.device_of(one) == _backend.device_of(x)
+    assert "_sigmoid_consts" not in copy.deepcopy(layer).__dict__  # a per-process cache

@@ -292,14 +292,15 @@ def _sigmoid_and_one(x: Array, *, xp: Namespace, out: Array | None = None) -> tu
     ``out`` (NumPy, CuPy): write σ(x) there with the same five operations in the same
     order (bit-identical), allocating nothing; ``out`` may be ``x`` itself.
     """
-    # 1 / (1 + exp(-x)) on x clamped from below at lo = log(smallest normal): exp(-lo) is
-    # 1/smallest_normal, which is finite in every IEEE dtype, so nothing overflows (no
-    # warnings) and σ(x) bottoms out at ~smallest_normal instead of reaching 0. Above lo
-    # the formula is accurate to a few ulps relative (also the tiny σ of very negative
-    # x), with one exp and no where() (5 array operations instead of 7 for the two-sided
-    # exp(min(x, 0)) / (1 + exp(-|x|)); docs/performance.md). The constants are cached
-    # 0-d arrays of x's dtype and device: NumPy converts a Python float operand on every
-    # call (~0.3 us), and the rounding is the same (NEP 50 weak scalars take x's dtype).
+    lo, one = _sigmoid_consts(x, xp)
+    return _sigmoid_from(x, lo, one, xp, out), one
+
+
+def _sigmoid_consts(x: Array, xp: Namespace) -> tuple[Array, Array]:
+    """The 0-d arrays ``(lo, 1)`` of x's array type, dtype and device for :func:`_sigmoid_from`."""
+    # The constants are cached 0-d arrays of x's dtype and device: NumPy converts a
+    # Python float operand on every call (~0.3 us), and the rounding is the same (NEP 50
+    # weak scalars take x's dtype).
     dtype = x.dtype
     dev = getattr(x, "device", None)  # (device_of's fast case, without its call)
     key = (type(x), dtype, dev if dev is not None else _backend.device_of(x))
@@ -310,15 +311,24 @@ def _sigmoid_and_one(x: Array, *, xp: Namespace, out: Array | None = None) -> tu
             xp.asarray(lo, dtype=dtype, device=key[2]),
             xp.asarray(1.0, dtype=dtype, device=key[2]),
         )
-    lo, one = consts
+    return consts
+
+
+def _sigmoid_from(x: Array, lo: Array, one: Array, xp: Namespace, out: Array | None) -> Array:
+    """σ(x) from the constants of :func:`_sigmoid_consts`, into ``out`` if given."""
+    # 1 / (1 + exp(-x)) on x clamped from below at lo = log(smallest normal): exp(-lo) is
+    # 1/smallest_normal, which is finite in every IEEE dtype, so nothing overflows (no
+    # warnings) and σ(x) bottoms out at ~smallest_normal instead of reaching 0. Above lo
+    # the formula is accurate to a few ulps relative (also the tiny σ of very negative
+    # x), with one exp and no where() (5 array operations instead of 7 for the two-sided
+    # exp(min(x, 0)) / (1 + exp(-|x|)); docs/performance.md).
     if out is None:
-        return one / (one + xp.exp(-xp.maximum(x, lo))), one
+        return one / (one + xp.exp(-xp.maximum(x, lo)))
     xp.maximum(x, lo, out=out)
     xp.negative(out, out=out)
     xp.exp(out, out=out)
     xp.add(one, out, out=out)
-    xp.divide(one, out, out=out)
-    return out, one
+    return xp.divide(one, out, out=out)
 
 
 def _exp_overflow_bound(xp: Namespace, dtype: Any) -> float:

@@ -292,7 +292,7 @@ class Module:
 
     #: Per-process caches kept in a module's ``__dict__`` (rebuilt on demand); a copy or
     #: a pickle leaves them out (the chain's plan holds the array namespace, a module).
-    _TRANSIENT = frozenset({"_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache"})
+    _TRANSIENT = frozenset({"_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache", "_sigmoid_consts"})
 
     def __getstate__(self) -> dict[str, Any]:
         """The state ``copy.deepcopy`` and ``pickle`` save: no caches, no stored passes

@@ -3,6 +3,9 @@ Tanhshrink, Heaviside."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from .. import _backend
 from .. import functional as F
 from ._base import Array, Namespace, _Activation, _namespace_of
 
@@ -26,9 +29,19 @@ class Sigmoid(_Activation):
     _kernel_inplace = True
     _ctx_holds_output = True
 
+    #: The last input's (dtype, array type, device, lo, 1): F._sigmoid_from's constants,
+    #: kept here because a shared cache's lookup cost as much as the clamp itself.
+    _sigmoid_consts: tuple[Any, ...] | None = None
+
     def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, tuple[Array, Array]]:
-        y, one = F._sigmoid_and_one(x, xp=xp, out=out)
-        return y, (y, one)
+        c = self._sigmoid_consts
+        if c is None or c[1] is not type(x) or c[0] != x.dtype or c[2] != getattr(x, "device", None):
+            dev = getattr(x, "device", None)
+            c = (x.dtype, type(x), dev, *F._sigmoid_consts(x, xp))
+            if dev is not None:  # (an array without .device is looked up every time)
+                self.__dict__["_sigmoid_consts"] = c
+        y = F._sigmoid_from(x, c[3], c[4], xp, out)
+        return y, (y, c[4])
 
     def _kernel_backward(
         self, dy: Array, ctx: tuple[Array, Array], xp: Namespace, need_dx: bool, out: Array | None = None
@@ -63,10 +76,11 @@ class Tanh(_Activation):
         return y, y
 
     def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool, out: Array | None = None) -> Array:
+        one = _backend.scalar(y, 1.0)
         if out is None:
-            return dy * (1.0 - y * y)
+            return dy * (one - y * y)
         xp.multiply(y, y, out=y)  # y is no longer needed: it holds 1 - y² (same order)
-        xp.subtract(1.0, y, out=y)
+        xp.subtract(one, y, out=y)
         return xp.multiply(dy, y, out=out)
 
 

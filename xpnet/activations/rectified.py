@@ -33,7 +33,8 @@ class ReLU(_Activation):
     _ctx_holds_output = True
 
     def _kernel_forward(self, x: Array, xp: Namespace, out: Array | None = None) -> tuple[Array, Array]:
-        y = xp.maximum(x, 0.0) if out is None else xp.maximum(x, 0.0, out=out)
+        zero = _backend.scalar(x, 0.0)
+        y = xp.maximum(x, zero) if out is None else xp.maximum(x, zero, out=out)
         return y, y
 
     def _kernel_backward(self, dy: Array, y: Array, xp: Namespace, need_dx: bool, out: Array | None = None) -> Array:
@@ -41,8 +42,8 @@ class ReLU(_Activation):
             return F._relu_backward(dy, y, xp=xp)
         # y becomes the 0/1 factor of _relu_backward, 1[not y <= 0] (a bool written as
         # float: NaN -> 1), then dy times it: the same products, nothing allocated.
-        xp.less_equal(y, 0.0, out=y)
-        xp.subtract(1.0, y, out=y)
+        xp.less_equal(y, _backend.scalar(y, 0.0), out=y)
+        xp.subtract(_backend.scalar(y, 1.0), y, out=y)
         return xp.multiply(dy, y, out=out)
 
 

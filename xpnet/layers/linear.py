@@ -127,7 +127,13 @@ class Linear(Module):
         if weight.requires_grad:
             _grad_product(weight, dy2.T, x2)  # dW = δᵀ x
         if bias is not None and bias.requires_grad:
-            _grad_product(bias, self._ones(dy2), dy2)  # db = 1ᵀ δ
+            ones = self._ones_cache  # (the check of _ones, inlined: this runs every step)
+            if (
+                ones is None or ones.shape[0] != dy2.shape[0] or type(ones) is not type(dy2)
+                or ones.dtype != dy2.dtype
+            ):
+                ones = self._ones(dy2)
+            _grad_product(bias, ones, dy2)  # db = 1ᵀ δ
         if not need_dx:
             return None
         return dy @ weight.data if out is None else _backend.matmul_out(type(dy))(dy, weight.data, out=out)
@@ -139,7 +145,7 @@ class Linear(Module):
         (whose Python-level dispatch alone costs ~2 µs, and whose axis-0 reduction of a
         short-row array is slow); the result differs only by summation order.
         """
-        ones = self.__dict__.get("_ones_cache")
+        ones = self._ones_cache
         # Array type and dtype compared here; the device changes only through to(),
         # whose clear_saved() drops the cache.
         if (
@@ -150,6 +156,8 @@ class Linear(Module):
             ones = xp.ones((dy2.shape[0],), dtype=dy2.dtype, device=_backend.device_of(dy2))
             self.__dict__["_ones_cache"] = ones
         return ones
+
+    _ones_cache: Array | None = None  # the instance's own, once _ones made one
 
     def clear_saved(self) -> None:
         """Forget the stored passes (and the cached ``ones`` vector of ``db = 1ᵀ δ``)."""
