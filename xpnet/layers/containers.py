@@ -61,23 +61,22 @@ class Sequential(Module):
             for layer in self._layers:
                 x = layer.forward(x)
             return x
-        layers, first_param, xp, width = chain
-        # width: the widest layer when buffers may be reused (NumPy), else 0
+        xp = chain.xp
         n = x.shape[0] if x.ndim == 2 else 0
         ctxs = []
-        if width and n and n * width >= self.chain_buffer_min_size:
+        if chain.width and n * chain.width >= self.chain_buffer_min_size:
             # Large arrays: reuse buffers instead of allocating ("chain buffers" below);
             # the workspace only while no earlier pass is still waiting for its backward.
             ws = self._workspace() if not self.__dict__["_saved"] else None
-            last_linear = max(k for k, m in enumerate(layers) if type(m) is Linear)
+            layers = chain.layers
             for k, layer in enumerate(layers):
-                x, ctx = layer._kernel_forward(x, xp, self._forward_out(layers, k, last_linear, x, n, ws))
+                x, ctx = layer._kernel_forward(x, xp, self._forward_out(layers, k, chain.last_linear, x, n, ws))
                 ctxs.append(ctx)
         else:
-            for layer in layers:
-                x, ctx = layer._kernel_forward(x, xp)
+            for forward in chain.forwards:
+                x, ctx = forward(x, xp)
                 ctxs.append(ctx)
-        self.save_for_backward((layers, ctxs, x, xp, first_param, width))
+        self.save_for_backward((chain, ctxs, x))
         return x
 
     def backward(self, dy: Array) -> Array:
@@ -86,7 +85,7 @@ class Sequential(Module):
             for layer in reversed(self._layers):
                 dy = layer.backward(dy)
             return dy
-        return self._chain_backward(dy, saved, need_dx=True)
+        return self._chain_backward(dy, saved, True)
 
     def backward_params(self, dy: Array) -> None:
         """Backward for the parameter gradients only; ``dL/dx`` of the input is not computed.
@@ -98,7 +97,7 @@ class Sequential(Module):
         """
         saved = self._pop_pass()
         if saved is not None:
-            self._chain_backward(dy, saved, need_dx=False)
+            self._chain_backward(dy, saved, False)
             return
         layers = self._layers
         k = 0
@@ -124,46 +123,25 @@ class Sequential(Module):
     # which raises the same errors as before. The arithmetic is the layers' own, so the
     # numbers are identical (tested).
 
-    def _chain(self, x: Array) -> tuple[tuple[Module, ...], int, Any, int] | None:
-        """``(layers, index of the first layer with parameters, xp, width)`` when ``x`` may
-        run as a chain (``width``: the widest layer if buffers may be reused, else 0)."""
-        plan = self.__dict__.get("_chain_plan")
-        if plan is None or plan[0] != _module._structure_version:
-            plan = self.__dict__["_chain_plan"] = (_module._structure_version, self._verify_chain())
-        chain = plan[1]
-        if chain is None:
+    def _chain(self, x: Array) -> _Chain | None:
+        """The chain's plan when ``x`` may run as a chain, else None."""
+        chain = self.__dict__.get("_chain_plan")
+        if chain is None or chain.version != _module._structure_version:
+            chain = self.__dict__["_chain_plan"] = _Chain(self)
+        if chain.layers is None:
             return None
-        layers, first_param, in_features, params, weights, xp, width = chain
-        if not _like(x, weights[0]) or x.ndim == 0 or x.shape[-1] != in_features:
+        # x like the first weight (array type, dtype, device: _like, inlined) and as wide.
+        w0 = chain.weights[0]
+        if (
+            type(x) is not type(w0) or x.dtype != w0.dtype or x.ndim == 0
+            or getattr(x, "device", None) != chain.device or x.shape[-1] != chain.in_features
+        ):
             return None  # the per-layer path accepts it or raises the layer's own error
-        for p, w in zip(params, weights):
+        for p, w in zip(chain.params, chain.weights):
             if p.data is not w:  # moved, reloaded or rebound: verify again
                 self.__dict__["_chain_plan"] = None
                 return self._chain(x)
-        return layers, first_param, xp, width  # x has the weights' array type: their namespace
-
-    def _verify_chain(self) -> tuple[tuple[Module, ...], int, int, tuple[Any, ...], tuple[Array, ...], Any, int] | None:
-        layers = self._layers
-        if not layers or any(not m._chainable or m.training != self.training for m in layers):
-            return None
-        linears = [m for m in layers if m._parameters]
-        if not linears or any(type(m) is not Linear for m in linears):
-            return None
-        w0 = linears[0].weight.data
-        features = None  # the width flowing out of the previous Linear
-        for m in layers:
-            if type(m) is Linear:
-                if (features is not None and m.in_features != features) or not _like(m.weight.data, w0):
-                    return None
-                features = m.out_features
-        first_param = layers.index(linears[0])
-        params = tuple(m.weight for m in linears)
-        weights = tuple(p.data for p in params)
-        xp = _backend.namespace_of(w0)
-        width = 0  # the widest layer where buffers may be reused (NumPy), else 0
-        if _backend.reuses_buffers(xp) and _backend.matmul_out(type(w0)) is not None:
-            width = max(max(m.in_features, m.out_features) for m in linears)
-        return layers, first_param, linears[0].in_features, params, weights, xp, width
+        return chain  # x has the weights' array type: their namespace
 
     def _pop_pass(self) -> Any:
         """The chain's saved pass, or None: the layers kept their own (or a subclass's
@@ -171,19 +149,27 @@ class Sequential(Module):
         saved = self.__dict__["_saved"]
         return saved.pop() if saved else None
 
-    def _chain_backward(self, dy: Array, saved: Any, *, need_dx: bool) -> Array | None:
-        layers, ctxs, out, xp, first_param, width = saved
+    def _chain_backward(self, dy: Array, saved: Any, need_dx: bool) -> Array | None:
+        chain, ctxs, out = saved
         if dy.shape != out.shape or not _like(dy, out):
             # The last layer's own check and message (what the per-layer path raises).
-            _check_dy(type(layers[-1]).__name__, dy, out, tuple(out.shape))
+            _check_dy(type(chain.layers[-1]).__name__, dy, out, tuple(out.shape))
+        n = out.shape[0] if out.ndim == 2 else 0
+        if chain.width and n * chain.width >= self.chain_buffer_min_size:
+            return self._chain_backward_buffered(dy, chain, ctxs, n, need_dx)
+        xp, backwards = chain.xp, chain.backwards
+        stop = -1 if need_dx else chain.first_param  # the layer that needs no dx
+        for k in chain.down:
+            if k == stop:
+                backwards[k](dy, ctxs[k], xp, False)
+                return None
+            dy = backwards[k](dy, ctxs[k], xp, True)
+        return dy
+
+    def _chain_backward_buffered(self, dy: Array, chain: _Chain, ctxs: list[Any], n: int, need_dx: bool) -> Array | None:
+        layers, first_param, xp = chain.layers, chain.first_param, chain.xp
         stop = 0 if need_dx else first_param
         last = len(layers) - 1
-        n = out.shape[0] if out.ndim == 2 else 0
-        m = self.chain_buffer_min_size
-        if not (width and n and n * width >= m):
-            for k in range(last, stop - 1, -1):
-                dy = layers[k]._kernel_backward(dy, ctxs[k], xp, need_dx or k > stop)
-            return dy if need_dx else None
         ws = self._workspace()
         for k in range(last, stop - 1, -1):
             layer = layers[k]
@@ -256,6 +242,55 @@ class Sequential(Module):
             buf = ws[key] = xp.empty(shape, dtype=like.dtype, device=_backend.device_of(like))
         return buf
 
+
+
+class _Chain:
+    """A :class:`Sequential`'s plan for running its layers' kernels as one chain.
+
+    ``layers`` is None when the container cannot chain (a module that is not
+    chainable, mixed training modes, or Linears of different array types, dtypes,
+    devices or non-matching widths). Built once per structure version
+    (``xpnet.module._structure_version``) and re-verified when a weight array is
+    replaced. ``forwards``/``backwards`` are the layers' bound kernels and ``down``
+    their indices in backward order, built once: a step only reads them.
+    """
+
+    __slots__ = (
+        "version", "layers", "first_param", "in_features", "params", "weights", "xp", "device",
+        "width", "last_linear", "forwards", "backwards", "down",
+    )
+
+    def __init__(self, seq: Sequential) -> None:
+        self.version = _module._structure_version
+        self.layers: tuple[Module, ...] | None = None
+        layers = seq._layers
+        if not layers or any(not m._chainable or m.training != seq.training for m in layers):
+            return
+        linears = [m for m in layers if m._parameters]
+        if not linears or any(type(m) is not Linear for m in linears):
+            return
+        w0 = linears[0].weight.data
+        features = None  # the width flowing out of the previous Linear
+        for m in layers:
+            if type(m) is Linear:
+                if (features is not None and m.in_features != features) or not _like(m.weight.data, w0):
+                    return
+                features = m.out_features
+        self.layers = layers
+        self.first_param = layers.index(linears[0])
+        self.in_features = linears[0].in_features
+        self.params = tuple(m.weight for m in linears)
+        self.weights = tuple(p.data for p in self.params)
+        self.xp = _backend.namespace_of(w0)
+        self.device = getattr(w0, "device", None)
+        # The widest layer where buffers may be reused (NumPy), else 0.
+        self.width = 0
+        if _backend.reuses_buffers(self.xp) and _backend.matmul_out(type(w0)) is not None:
+            self.width = max(max(m.in_features, m.out_features) for m in linears)
+        self.last_linear = max(k for k, m in enumerate(layers) if type(m) is Linear)
+        self.forwards = tuple(m._kernel_forward for m in layers)
+        self.backwards = tuple(m._kernel_backward for m in layers)
+        self.down = tuple(range(len(layers) - 1, -1, -1))
 
 
 class Residual(Module):
