@@ -24,25 +24,29 @@ __all__ = ["NumpyReference", "MatmulCeiling", "adam_inplace"]
 
 
 def adam_inplace(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, s: np.ndarray,
-                 t: int, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+                 t: int, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                 consts: tuple[np.ndarray, ...] | None = None) -> None:
     """torch's Adam step ``t`` on ``p`` in place, every temporary in the scratch ``s``.
 
     ``m += (1 − β1)(g − m)`` (torch's lerp form), ``v = β2 v + (1 − β2) g²``,
     ``p −= lr/bc1 · m / (√v/√bc2 + ε)``. The textbook step calls it per parameter, the
-    tuned step once on its flat buffers.
+    tuned step once on its flat buffers. ``consts``: ``(1 − β1, β2, 1 − β2, ε)`` as 0-d
+    arrays of the parameters' dtype (the same operands as the floats; see
+    :mod:`benchmarks.tuned`).
     """
     step_size = lr / (1.0 - b1**t)
     inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - b2**t)
+    c1, cb2, c2, ceps = consts if consts is not None else (1.0 - b1, b2, 1.0 - b2, eps)
     np.subtract(g, m, out=s)
-    s *= 1.0 - b1
+    s *= c1
     m += s
-    v *= b2
+    v *= cb2
     np.multiply(g, g, out=s)
-    s *= 1.0 - b2
+    s *= c2
     v += s
     np.sqrt(v, out=s)
     s *= inv_sqrt_bc2
-    s += eps
+    s += ceps
     np.divide(m, s, out=s)
     s *= step_size
     p -= s
@@ -84,16 +88,20 @@ class NumpyReference:
 
     # ------------------------------------------------------------------ pieces
 
-    @staticmethod
-    def _act_(name: str, z: np.ndarray) -> None:
+    # The constant operands of the activations: Python floats here; the tuned step makes
+    # them 0-d arrays (benchmarks.tuned explains why).
+    _ZERO: float | np.ndarray = 0.0
+    _ONE: float | np.ndarray = 1.0
+
+    def _act_(self, name: str, z: np.ndarray) -> None:
         if name == "relu":
-            np.maximum(z, 0.0, out=z)
+            np.maximum(z, self._ZERO, out=z)
         elif name == "tanh":
             np.tanh(z, out=z)
         elif name == "sigmoid":
             np.negative(z, out=z)
             np.exp(z, out=z)
-            z += 1.0
+            z += self._ONE
             np.reciprocal(z, out=z)
         else:  # pragma: no cover - workloads use the three above
             raise ValueError(name)
@@ -102,14 +110,14 @@ class NumpyReference:
         """d[i] *= act'(.) computed from the stored output h[i]."""
         h, d, t = self.h[i], self.d[i], self.tmp[i]
         if name == "relu":
-            np.greater(h, 0.0, out=self.mask[i])
+            np.greater(h, self._ZERO, out=self.mask[i])
             np.multiply(d, self.mask[i], out=d)
         elif name == "tanh":
             np.multiply(h, h, out=t)
-            np.subtract(1.0, t, out=t)
+            np.subtract(self._ONE, t, out=t)
             d *= t
         elif name == "sigmoid":
-            np.subtract(1.0, h, out=t)
+            np.subtract(self._ONE, h, out=t)
             t *= h
             d *= t
 
