@@ -239,14 +239,15 @@ def _per_layer(net, x, dy, params_only=False):
     return x, dx, [p.grad for p in net.parameters()]
 
 
-@pytest.mark.parametrize("buffers", [False, True], ids=["fresh", "buffers"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("buffers", [False, True], ids=["fused", "buffers"])
 @pytest.mark.parametrize("params_only", [False, True])
-def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params_only, buffers):
+def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params_only, buffers, dtype):
     rng = np.random.default_rng(5)
-    x = backend.asarray(rng.standard_normal((7, 4)), dtype="float64")
-    dy = backend.asarray(rng.standard_normal((7, 3)), dtype="float64")
+    x = backend.asarray(rng.standard_normal((7, 4)) * 4, dtype=dtype)  # (some far tails)
+    dy = backend.asarray(rng.standard_normal((7, 3)), dtype=dtype)
     dy_host = backend.to_numpy(dy).copy()
-    net = backend.move(_chain_net(), dtype="float64")
+    net = backend.move(_chain_net(), dtype=dtype)
     if buffers:  # every array large enough for the reused buffers and in-place kernels
         net.chain_buffer_min_size = 0
     assert net._chain(x) is not None  # the chain is taken
@@ -255,17 +256,95 @@ def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params
         net.zero_grad()
         out = net(x)
         dx = net.backward_params(dy) if params_only else net.backward(dy)
-        backend.check(out, dtype="float64", shape=(7, 3))
+        backend.check(out, dtype=dtype, shape=(7, 3))
         np.testing.assert_array_equal(backend.to_numpy(out), backend.to_numpy(ref_out))
         if params_only:
             assert dx is None and ref_dx is None
         else:
-            backend.check(dx, dtype="float64", shape=(7, 4))
+            backend.check(dx, dtype=dtype, shape=(7, 4))
             np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(ref_dx))
         for p, g in zip(net.parameters(), ref_grads):
             np.testing.assert_array_equal(backend.to_numpy(p.grad), backend.to_numpy(g))
     assert all(not m._saved for m in net.modules())  # every pass consumed
     np.testing.assert_array_equal(backend.to_numpy(dy), dy_host)  # the caller's dy untouched
+
+
+def _fused_cases():
+    """Chains whose generated code takes every branch of the kernel sources."""
+    return {
+        "no-bias": lambda: Sequential(Linear(4, 5, bias=False, generator=0), ReLU(), Linear(5, 3, generator=1)),
+        "activation-first": lambda: Sequential(Tanh(), xpnet.Sigmoid(), Linear(4, 3, generator=0), ReLU(), ReLU()),
+        "linear-only": lambda: Sequential(Linear(4, 3, generator=0)),
+        "fallback-only": lambda: Sequential(xpnet.GELU(), Linear(4, 3, generator=0), xpnet.SiLU()),
+    }
+
+
+@pytest.mark.parametrize("case", list(_fused_cases()))
+@pytest.mark.parametrize("params_only", [False, True])
+def test_sequential_fused_chain_matches_the_layers(backend, case, params_only):
+    rng = np.random.default_rng(11)
+    x = backend.asarray(rng.standard_normal((6, 4)) * 3, dtype="float64")
+    dy = backend.asarray(rng.standard_normal((6, 3)), dtype="float64")
+    net = backend.move(_fused_cases()[case](), dtype="float64")
+    ref_out, ref_dx, ref_grads = _per_layer(net, x, dy, params_only)
+    net.zero_grad()
+    out = net(x)
+    dx = net.backward_params(dy) if params_only else net.backward(dy)
+    assert net._chain(x).fused is not None
+    np.testing.assert_array_equal(backend.to_numpy(out), backend.to_numpy(ref_out))
+    if not params_only:
+        backend.check(dx, dtype="float64", shape=(6, 4))
+        np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(ref_dx))
+    for p, g in zip(net.parameters(), ref_grads):
+        np.testing.assert_array_equal(backend.to_numpy(p.grad), backend.to_numpy(g))
+
+
+def test_sequential_fused_chain_follows_frozen_parameters_accumulation_and_batch_sizes(backend):
+    rng = np.random.default_rng(12)
+    net = backend.move(_chain_net(), dtype="float64")
+    ref = backend.move(_chain_net(), dtype="float64")
+    net[2].weight.requires_grad = False  # frozen after the chain was built
+    ref[2].weight.requires_grad = False
+    net[4].bias.requires_grad = False
+    ref[4].bias.requires_grad = False
+    net.zero_grad()
+    ref.zero_grad()
+    for n in (5, 5, 2):  # no zero_grad: gradients accumulate; the batch size changes
+        x = backend.asarray(rng.standard_normal((n, 4)), dtype="float64")
+        dy = backend.asarray(rng.standard_normal((n, 3)), dtype="float64")
+        net(x)
+        dx = net.backward(dy)
+        for layer in ref:
+            x = layer.forward(x)
+        for layer in reversed(list(ref)):
+            dy = layer.backward(dy)
+        np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(dy))
+    assert net[2].weight.grad is None and net[4].bias.grad is None
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            np.testing.assert_array_equal(backend.to_numpy(p.grad), backend.to_numpy(q.grad))
+
+
+def test_sequential_fused_chain_runs_a_subclass_override_and_shows_its_source():
+    import inspect
+
+    calls = []
+
+    class CountingSigmoid(xpnet.Sigmoid):  # inherits Sigmoid's kernel source, not its kernel
+        def _kernel_forward(self, x, xp, out=None):
+            calls.append("forward")
+            return super()._kernel_forward(x, xp, out)
+
+    net = Sequential(Linear(2, 3, generator=0), CountingSigmoid(), Linear(3, 1, generator=1))
+    x = np.ones((4, 2), np.float32)
+    ref = Sequential(Linear(2, 3, generator=0), xpnet.Sigmoid(), Linear(3, 1, generator=1))
+    np.testing.assert_array_equal(net(x), ref(x))
+    assert calls == ["forward"]
+    fused = net._chain(x).fused
+    source = inspect.getsource(fused.forward)  # the generated lines, through linecache
+    assert source.startswith("def forward(a0):") and "a2, ctx_1 = kf_1(a, xp_1)" in source
+    assert "exp_1" not in fused.source
 
 
 @pytest.mark.parametrize(

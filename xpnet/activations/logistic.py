@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _backend
 from .. import functional as F
+from .._fusion import KernelSource
 from ._base import Array, Namespace, _Activation, _namespace_of
 
 __all__ = ["Sigmoid", "Tanh", "LogSigmoid", "Softsign", "Tanhshrink", "Heaviside"]
@@ -54,6 +55,16 @@ class Sigmoid(_Activation):
         xp.subtract(one, y, out=y)
         return xp.multiply(out, y, out=out)
 
+    def _kernel_source(self, like: Array, xp: Namespace) -> KernelSource:
+        # The kernels' fresh-array forms (Sequential's fused chain, xpnet._fusion).
+        lo, one = F._sigmoid_consts(like, xp)
+        return KernelSource(
+            forward=("{y} = {one} / ({one} + {exp}(-{maximum}({x}, {lo})))",),
+            backward=("{dx} = {dy} * {y} * ({one} - {y})",),
+            saves=("y",),
+            consts={"lo": lo, "one": one, "exp": xp.exp, "maximum": xp.maximum},
+        )
+
 
 class Tanh(_Activation):
     """Hyperbolic tangent.
@@ -82,6 +93,15 @@ class Tanh(_Activation):
         xp.multiply(y, y, out=y)  # y is no longer needed: it holds 1 - y² (same order)
         xp.subtract(one, y, out=y)
         return xp.multiply(dy, y, out=out)
+
+    def _kernel_source(self, like: Array, xp: Namespace) -> KernelSource:
+        # The kernels' fresh-array forms (Sequential's fused chain, xpnet._fusion).
+        return KernelSource(
+            forward=("{y} = {tanh}({x})",),
+            backward=("{dx} = {dy} * ({one} - {y} * {y})",),
+            saves=("y",),
+            consts={"tanh": xp.tanh, "one": _backend.scalar(like, 1.0)},
+        )
 
 
 class Heaviside(_Activation):

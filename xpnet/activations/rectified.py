@@ -8,6 +8,7 @@ from typing import Any
 from .. import _backend
 from .. import functional as F
 from .. import init as _init
+from .._fusion import KernelSource
 from ..layers._util import _host_param, _like
 from ._base import Array, Namespace, _Activation, _namespace_of
 
@@ -45,6 +46,17 @@ class ReLU(_Activation):
         xp.less_equal(y, _backend.scalar(y, 0.0), out=y)
         xp.subtract(_backend.scalar(y, 1.0), y, out=y)
         return xp.multiply(dy, y, out=out)
+
+    def _kernel_source(self, like: Array, xp: Namespace) -> KernelSource:
+        # The kernels' fresh-array forms (Sequential's fused chain, xpnet._fusion); the
+        # comparison with a 0-d zero of y's dtype is the comparison with 0.
+        return KernelSource(
+            forward=("{y} = {maximum}({x}, {zero})",),
+            backward=("{dx} = {dy} * {astype}(~({y} <= {zero}), {dtype})",),
+            saves=("y",),
+            consts={"maximum": xp.maximum, "astype": xp.astype, "zero": _backend.scalar(like, 0.0),
+                    "dtype": like.dtype},
+        )
 
 
 class LeakyReLU(_Activation):

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from .. import _backend
+from .. import _backend, _fusion
 from .. import module as _module
 from ..module import Module
 from ._util import _check_dy, _like
@@ -62,9 +62,17 @@ class Sequential(Module):
                 x = layer.forward(x)
             return x
         xp = chain.xp
-        n = x.shape[0] if x.ndim == 2 else 0
         ctxs = []
-        if chain.width and n * chain.width >= self.chain_buffer_min_size:
+        if x.ndim != 2:  # (the kernels reshape 1-D and N-D inputs themselves)
+            for forward in chain.forwards:
+                x, ctx = forward(x, xp)
+                ctxs.append(ctx)
+        elif not chain.width or (n := x.shape[0]) * chain.width < self.chain_buffer_min_size:
+            # The common case: the chain's generated forward (xpnet._fusion).
+            y, saved = chain.fused.forward(x)
+            self.save_for_backward((chain, saved, y, True))
+            return y
+        else:
             # Large arrays: reuse buffers instead of allocating ("chain buffers" below);
             # the workspace only while no earlier pass is still waiting for its backward.
             ws = self._workspace() if not self.__dict__["_saved"] else None
@@ -72,11 +80,7 @@ class Sequential(Module):
             for k, layer in enumerate(layers):
                 x, ctx = layer._kernel_forward(x, xp, self._forward_out(layers, k, chain.last_linear, x, n, ws))
                 ctxs.append(ctx)
-        else:
-            for forward in chain.forwards:
-                x, ctx = forward(x, xp)
-                ctxs.append(ctx)
-        self.save_for_backward((chain, ctxs, x))
+        self.save_for_backward((chain, ctxs, x, False))
         return x
 
     def backward(self, dy: Array) -> Array:
@@ -150,13 +154,14 @@ class Sequential(Module):
         return saved.pop() if saved else None
 
     def _chain_backward(self, dy: Array, saved: Any, need_dx: bool) -> Array | None:
-        chain, ctxs, out = saved
+        chain, ctxs, out, fused = saved
         if dy.shape != out.shape or not _like(dy, out):
             # The last layer's own check and message (what the per-layer path raises).
             _check_dy(type(chain.layers[-1]).__name__, dy, out, tuple(out.shape))
-        n = out.shape[0] if out.ndim == 2 else 0
-        if chain.width and n * chain.width >= self.chain_buffer_min_size:
-            return self._chain_backward_buffered(dy, chain, ctxs, n, need_dx)
+        if fused:
+            return chain.fused.backward(dy, ctxs) if need_dx else chain.fused.backward_params(dy, ctxs)
+        if out.ndim == 2:  # the forward took the buffered path
+            return self._chain_backward_buffered(dy, chain, ctxs, out.shape[0], need_dx)
         xp, backwards = chain.xp, chain.backwards
         stop = -1 if need_dx else chain.first_param  # the layer that needs no dx
         for k in chain.down:
@@ -252,12 +257,14 @@ class _Chain:
     devices or non-matching widths). Built once per structure version
     (``xpnet.module._structure_version``) and re-verified when a weight array is
     replaced. ``forwards``/``backwards`` are the layers' bound kernels and ``down``
-    their indices in backward order, built once: a step only reads them.
+    their indices in backward order, built once: a step only reads them. ``fused`` is
+    the generated forward and backward of a 2-D input (:mod:`xpnet._fusion`), written
+    from the layers' kernel sources; ``ones`` its ``ones(N)`` vector for ``db = 1ᵀ δ``.
     """
 
     __slots__ = (
         "version", "layers", "first_param", "in_features", "params", "weights", "xp", "device",
-        "width", "last_linear", "forwards", "backwards", "down",
+        "width", "last_linear", "forwards", "backwards", "down", "fused", "ones",
     )
 
     def __init__(self, seq: Sequential) -> None:
@@ -291,6 +298,34 @@ class _Chain:
         self.forwards = tuple(m._kernel_forward for m in layers)
         self.backwards = tuple(m._kernel_backward for m in layers)
         self.down = tuple(range(len(layers) - 1, -1, -1))
+        self.ones = None
+        sources = [_kernel_source(m, w0, self.xp) for m in layers]
+        self.fused = _fusion.fuse(sources, self.first_param, self._batch_ones, type(seq).__name__)
+
+    def _batch_ones(self, dy: Array) -> Array:
+        """``ones(N)`` like ``dy`` (the chain's dtype and device), kept for the next step."""
+        ones = self.ones
+        if ones is None or ones.shape[0] != dy.shape[0]:
+            ones = self.ones = self.xp.ones((dy.shape[0],), dtype=dy.dtype, device=_backend.device_of(dy))
+        return ones
+
+
+def _kernel_source(m: Module, like: Array, xp: Any) -> _fusion.KernelSource:
+    """``m``'s kernel source, or the source calling its bound kernels.
+
+    A subclass that overrides a kernel but inherits ``_kernel_source``, or a module
+    whose kernel was replaced on the instance (a spy, a patch), gets the calls: the
+    source describes the kernels of the class that defines it.
+    """
+    cls = type(m)
+    owner = next((c for c in cls.__mro__ if "_kernel_source" in c.__dict__), None)
+    if (
+        owner is not None and cls._kernel_forward is owner._kernel_forward
+        and cls._kernel_backward is owner._kernel_backward
+        and "_kernel_forward" not in m.__dict__ and "_kernel_backward" not in m.__dict__
+    ):
+        return m._kernel_source(like, xp)
+    return _fusion.kernel_call_source(m, xp)
 
 
 class Residual(Module):

@@ -6,6 +6,7 @@ import numbers
 from typing import Any
 
 from .. import _backend, init
+from .._fusion import KernelSource
 from ..module import Module
 from ..random import resolve_generator
 from ._util import _check_dy, _grad_product, _host_param, _like
@@ -137,6 +138,24 @@ class Linear(Module):
         if not need_dx:
             return None
         return dy @ weight.data if out is None else _backend.matmul_out(type(dy))(dy, weight.data, out=out)
+
+    def _kernel_source(self, like: Array, xp: Any) -> KernelSource:
+        """The kernels above as source for Sequential's fused chain (:mod:`xpnet._fusion`):
+        the same operations in the same order, for a 2-D input."""
+        consts: dict[str, Any] = {"W": self.weight, "gp": _grad_product}
+        forward = ["{y} = {x} @ {W}.data.T"]
+        params = ["if {W}.requires_grad: {gp}({W}, {dy}.T, {x})"]
+        if self.bias is not None:  # (assigning a bias changes the structure: a new chain)
+            consts["B"] = self.bias
+            forward.append("{y} += {B}.data")
+            params.append("if {B}.requires_grad: {gp}({B}, {ones}, {dy})")
+        return KernelSource(
+            forward=tuple(forward),
+            backward=(*params, "{dx} = {dy} @ {W}.data"),
+            backward_params=tuple(params),
+            saves=("x",),
+            consts=consts,
+        )
 
     def _ones(self, dy2: Array) -> Array:
         """A cached ``ones(N)`` like ``dy2``: ``db = Σ_batch δ`` is computed as ``1ᵀ δ``.
