@@ -94,7 +94,7 @@ class FusedChain:
     source: str
 
 
-def fuse(sources: Sequence[KernelSource], first_param: int, ones: Any, name: str = "chain") -> FusedChain:
+def fuse(sources: Sequence[KernelSource], first_param: int, chain: Any, name: str = "chain") -> FusedChain:
     """Generate the fused forward and backward of a chain of kernel sources.
 
     Parameters
@@ -104,9 +104,10 @@ def fuse(sources: Sequence[KernelSource], first_param: int, ones: Any, name: str
     first_param
         Index of the first layer with parameters: ``backward_params`` stops there (it
         runs that layer's ``backward_params`` lines and nothing before it).
-    ones
-        ``ones(dy)`` returns the batch's ``ones(N)`` vector like ``dy`` (called once per
-        backward, only if a source uses ``{ones}``).
+    chain
+        The plan that keeps the batch's ``ones(N)`` vector: its attribute ``ones`` (None
+        at first), and ``batch_ones(dy)``, which makes it like ``dy`` and keeps it. Read
+        once per backward, only if a source uses ``{ones}``.
     name
         Used in the generated file name, for tracebacks.
     """
@@ -116,7 +117,7 @@ def fuse(sources: Sequence[KernelSource], first_param: int, ones: Any, name: str
          *gen.backward(first_param, need_dx=False), ""]
     )
     code = _compile(src, name)
-    env: dict[str, Any] = {"__builtins__": __builtins__, "_ones": ones, **gen.consts}
+    env: dict[str, Any] = {"__builtins__": __builtins__, "_chain": chain, **gen.consts}
     exec(code, env)  # noqa: S102 - our own generated source (see the module docstring)
     return FusedChain(env["forward"], env["backward"], env["backward_params"], src)
 
@@ -175,7 +176,11 @@ class _Generator:
         stop = 0 if need_dx else first_param
         used = self.sources[stop:]
         if any("{ones}" in line for s in used for line in (*s.backward, *s.backward_params)):
-            lines.append("    ones = _ones(d)")
+            lines += [
+                "    ones = _chain.ones",
+                "    if ones is None or ones.shape[0] != d.shape[0]:",
+                "        ones = _chain.batch_ones(d)",
+            ]
         for k in range(len(self.sources) - 1, stop - 1, -1):
             s = self.sources[k]
             body = s.backward if need_dx or k > stop else s.backward_params

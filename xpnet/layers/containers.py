@@ -300,13 +300,11 @@ class _Chain:
         self.down = tuple(range(len(layers) - 1, -1, -1))
         self.ones = None
         sources = [_kernel_source(m, w0, self.xp) for m in layers]
-        self.fused = _fusion.fuse(sources, self.first_param, self._batch_ones, type(seq).__name__)
+        self.fused = _fusion.fuse(sources, self.first_param, self, type(seq).__name__)
 
-    def _batch_ones(self, dy: Array) -> Array:
+    def batch_ones(self, dy: Array) -> Array:
         """``ones(N)`` like ``dy`` (the chain's dtype and device), kept for the next step."""
-        ones = self.ones
-        if ones is None or ones.shape[0] != dy.shape[0]:
-            ones = self.ones = self.xp.ones((dy.shape[0],), dtype=dy.dtype, device=_backend.device_of(dy))
+        ones = self.ones = self.xp.ones((dy.shape[0],), dtype=dy.dtype, device=_backend.device_of(dy))
         return ones
 
 

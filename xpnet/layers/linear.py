@@ -16,6 +16,20 @@ __all__ = ["Linear", "Identity"]
 Array = Any
 
 
+def _grad_product_source(p: str, a: str, b: str) -> list[str]:
+    """``_grad_product(p, a, b)`` as source, with its common case inlined: after
+    ``zero_grad``, the product written into the gradient buffer checked at an earlier
+    step (the condition is :func:`~xpnet.layers._util._grad_product`'s own)."""
+    return [
+        f"if {{{p}}}.requires_grad:",
+        f"    o = {{{p}}}._grad_out",
+        f"    if o is not None and {{{p}}}.grad is None and o[0] is {{{p}}}.data and o[1] is {{{p}}}.grad_buffer:",
+        f"        {{{p}}}.grad = o[2]({a}, {b}, out=o[1])",
+        "    else:",
+        f"        {{gp}}({{{p}}}, {a}, {b})",
+    ]
+
+
 class Linear(Module):
     """Affine layer ``y = x Wᵀ + b``.
 
@@ -144,11 +158,11 @@ class Linear(Module):
         the same operations in the same order, for a 2-D input."""
         consts: dict[str, Any] = {"W": self.weight, "gp": _grad_product}
         forward = ["{y} = {x} @ {W}.data.T"]
-        params = ["if {W}.requires_grad: {gp}({W}, {dy}.T, {x})"]
+        params = _grad_product_source("W", "{dy}.T", "{x}")
         if self.bias is not None:  # (assigning a bias changes the structure: a new chain)
             consts["B"] = self.bias
             forward.append("{y} += {B}.data")
-            params.append("if {B}.requires_grad: {gp}({B}, {ones}, {dy})")
+            params += _grad_product_source("B", "{ones}", "{dy}")
         return KernelSource(
             forward=tuple(forward),
             backward=(*params, "{dx} = {dy} @ {W}.data"),
