@@ -172,6 +172,55 @@ def test_mse_means_over_all_elements(backend):
     assert backend.to_numpy(loss_sum) == pytest.approx(30.0)
 
 
+@pytest.mark.parametrize("shape", [(4, 3), (2, 1)], ids=["mean", "factor-1"])
+def test_mse_called_again_with_its_target_matches_a_fresh_loss(backend, shape):
+    """The second call with the same target array skips the checks (validate once):
+    the same numbers as a fresh loss, and every change still goes through them."""
+    import copy
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(3)
+    t = backend.asarray(rng.standard_normal(shape), dtype="float32")
+    loss_fn = MSELoss()
+    for _ in range(3):  # the first call checks and keeps; the next ones take the kept path
+        x = backend.asarray(rng.standard_normal(shape), dtype="float32")
+        loss, grad = loss_fn(x, t)
+        ref_loss, ref_grad = MSELoss()(x, t)
+        backend.check(loss, dtype="float32", shape=())
+        backend.check(grad, dtype="float32", shape=shape)
+        np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref_loss))
+        np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_grad))
+    assert "_kept_call" in loss_fn.__dict__
+    # another input shape, dtype, or the reduction changed: checked as usual
+    with pytest.raises(ValueError, match="target shape"):
+        loss_fn(backend.asarray(np.ones((shape[0] + 1, shape[1])), dtype="float32"), t)
+    x64 = backend.asarray(np.ones(shape), dtype="float64")
+    backend.check(loss_fn(x64, t)[1], dtype="float64", shape=shape)
+    loss_fn(x, t)
+    loss_fn.reduction = "sum"
+    np.testing.assert_array_equal(backend.to_numpy(loss_fn(x, t)[0]), backend.to_numpy(MSELoss(reduction="sum")(x, t)[0]))
+    # copies start without it; the target is not kept alive
+    loss_fn.reduction = "mean"
+    loss_fn(x, t)
+    assert "_kept_call" not in copy.deepcopy(loss_fn).__dict__
+    ref = weakref.ref(t)
+    del t
+    gc.collect()
+    assert ref() is None
+
+
+def test_mse_kept_call_notices_a_target_reshaped_in_place():
+    t = np.zeros((2, 3), np.float32)
+    loss_fn = MSELoss()
+    x = np.ones((2, 3), np.float32)
+    loss_fn(x, t)
+    loss_fn(x, t)
+    t.shape = (3, 2)  # the same array object, another shape: no silent broadcasting
+    with pytest.raises(ValueError, match="target shape"):
+        loss_fn(x, t)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_stable_for_logits_of_magnitude_1e4(backend, dtype):
     xh = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4], [-1e4, 1e4, 5.0]])

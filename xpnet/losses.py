@@ -226,6 +226,7 @@ class Loss:
         state = self.__dict__.copy()
         state.pop("_memo", None)
         state.pop("_fused_memo", None)
+        state.pop("_kept_call", None)
         return state
 
     # -------------------------------------------------------------- validate once
@@ -243,6 +244,7 @@ class Loss:
         """
         self.__dict__.pop("_memo", None)
         self.__dict__.pop("_fused_memo", None)
+        self.__dict__.pop("_kept_call", None)
 
     def _validated(self, target: Array, key: Any) -> Any:
         """What :meth:`_remember` stored for this very ``target`` and ``key``, else None."""
@@ -354,6 +356,19 @@ class MSELoss(Loss):
     """
 
     def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        kept = self.__dict__.get("_kept_call")
+        if (
+            kept is not None and kept[0]() is target and type(input) is kept[1]
+            and input.shape == kept[2] == target.shape and input.dtype == kept[3] == target.dtype
+            and getattr(input, "device", None) == kept[4] and self.reduction == kept[5]
+        ):
+            # The very target array of the last call, with an input like that call's:
+            # everything the checks below established still holds (validate once).
+            d = input - target
+            total = _backend.sumsq(d, xp=kept[6]) / kept[8]  # _reduce_total's operations
+            if kept[7] is not None:
+                d *= kept[7]
+            return total[...], d
         xp = self._namespace(input, target)
         if target.shape != input.shape or target.dtype != input.dtype:
             target = self._same_shape_target(input, target, xp)
@@ -361,7 +376,24 @@ class MSELoss(Loss):
         n = math.prod(input.shape)
         if self.reduction == "none":
             return self._reduce(d * d, d, n, 2.0, fresh=True, xp=xp)
+        self._keep_call(input, target, d, n, xp)
         return self._reduce_total(_backend.sumsq(d, xp=xp), d, n, 2.0)
+
+    def _keep_call(self, input: Array, target: Array, d: Array, n: int, xp: Namespace) -> None:
+        """Remember a checked call of the common case (``"mean"``, a target of the input's
+        shape, dtype and device, an in-place gradient scale) for :meth:`forward`'s fast path."""
+        self.__dict__.pop("_kept_call", None)
+        dev = getattr(input, "device", None)
+        if self.reduction != "mean" or dev is None or not _backend.supports_inplace(d):
+            return
+        if target.shape != input.shape or target.dtype != input.dtype:
+            return  # (a cast target is a new array each call)
+        try:
+            ref = weakref.ref(target)  # the caller's array is not kept alive by the loss
+        except TypeError:
+            return
+        factor = None if 2.0 / n == 1.0 else _backend.scalar(d, 2.0 / n)
+        self.__dict__["_kept_call"] = (ref, type(input), input.shape, input.dtype, dev, self.reduction, xp, factor, n)
 
 
 class L1Loss(Loss):
