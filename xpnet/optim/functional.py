@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import _backend
 from .._backend import namespace_of
 
@@ -87,6 +89,8 @@ def _scaled(a: Array, s: float, inplace: bool, scratch: Array | None) -> Array:
     """``a * s``, written into ``scratch`` where the backend allows it."""
     s = _scalar(a, s)
     if inplace and scratch is not None:
+        if type(a) is np.ndarray:  # (the per-step case, without the namespace lookup)
+            return np.multiply(a, s, out=scratch)
         xp = namespace_of(a)
         if supports_out(xp):
             return xp.multiply(a, s, out=scratch)
@@ -456,15 +460,19 @@ def _adam_update(
     Returns ``u, exp_avg, exp_avg_sq, max_exp_avg_sq``; ``u`` is ``scratch`` on the
     ``out=`` path.
     """
-    xp = namespace_of(g)
-    if decoupled_weight_decay:
+    # (The per-step case without the namespace lookup: array_api_compat's NumPy namespace
+    # re-exports the very ufuncs used below.)
+    xp = np if type(g) is np.ndarray else namespace_of(g)
+    if not maximize and (decoupled_weight_decay or weight_decay == 0):
+        d = g  # _effective_grad's case without a term
+    elif decoupled_weight_decay:
         d, _ = _effective_grad(p, g, 0.0, maximize, inplace)
     else:
         d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
     bias_correction1 = 1.0 - beta1**step
     bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
     step_size = lr / bias_correction1
-    if inplace and scratch is not None and supports_out(xp):
+    if inplace and scratch is not None and (xp is np or supports_out(xp)):
         # The portable sequence below, with every temporary written into `scratch`.
         if amsgrad and max_exp_avg_sq is None:
             raise ValueError("adam_step: amsgrad=True needs max_exp_avg_sq (zeros at the first step)")
