@@ -679,3 +679,23 @@ def test_ce_kept_targets_follow_the_input_and_the_settings(backend):
     loss, grad = ce(x32, y)
     backend.check(grad, dtype="float32", shape=(N, C))
     backend.check(loss, dtype="float32", shape=())
+    # settings that leave the fused path, set after the targets were kept
+    for setting, value in (("label_smoothing", 0.1), ("weight", backend.asarray(np.linspace(0.5, 2, C), dtype="float32"))):
+        kept = CrossEntropyLoss()
+        kept(x32, y), kept(x32, y)
+        setattr(kept, setting, value)
+        loss, grad = kept(x32, y)
+        ref, ref_g = CrossEntropyLoss(**{setting: value})(x32, y)
+        np.testing.assert_array_equal(backend.to_numpy(grad), backend.to_numpy(ref_g))
+        np.testing.assert_array_equal(backend.to_numpy(loss), backend.to_numpy(ref))
+    # another batch size, and a label array reshaped in place (same object)
+    kept = CrossEntropyLoss()
+    kept(x32, y), kept(x32, y)
+    with pytest.raises(ValueError):
+        kept(x32[: N - 1, :], y)
+    if isinstance(y, np.ndarray):
+        y2 = y.copy()
+        kept(x32, y2), kept(x32, y2)
+        y2.shape = (1, N)
+        with pytest.raises(ValueError):
+            kept(x32, y2)

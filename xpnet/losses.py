@@ -937,14 +937,18 @@ class CrossEntropyLoss(_ClassLoss):
         self._init_class_args(weight, ignore_index)
         self.label_smoothing = float(label_smoothing)
 
-    def _forward_2d(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
-        fused = self.weight is None and not self.label_smoothing and self.reduction != "none"
-        if fused:
-            # The same validated label array as last call, with the same shapes, dtypes
-            # and settings (_fused_key): its targets are kept.
+    def forward(self, input: Array, target: Array) -> tuple[Array, Array]:
+        if self.weight is None and not self.label_smoothing:
+            # The same validated label array as last call, with an input of the same
+            # array type, shape, dtype and device and the same settings (_fused_kept):
+            # every check passed then, and its targets are kept (validate once).
             kept = self._fused_kept(input, target)
             if kept is not None:
-                return self._fused_labels(xp, input, *kept)
+                return self._fused_labels(kept[2], input, kept[0], kept[1])
+        return super().forward(input, target)
+
+    def _forward_2d(self, xp: Namespace, input: Array, target: Array) -> tuple[Array, Array]:
+        fused = self.weight is None and not self.label_smoothing and self.reduction != "none"
         who = "CrossEntropyLoss"
         n, c = (int(s) for s in input.shape)
         eps = self.label_smoothing
@@ -1047,8 +1051,8 @@ class CrossEntropyLoss(_ClassLoss):
         idx = self._row_starts(xp, n, c, device) + y
         ys = xp.take(self._scaled_eye(xp, n, c, input.dtype, device), y, axis=0)
         memo = self.__dict__.get("_memo")
-        if self.validate and memo is not None and memo[0]() is target:
-            self._fused_memo = (memo, self._fused_key(input, target), ys, idx)
+        if self.validate and memo is not None and memo[0]() is target and getattr(input, "device", None) is not None:
+            self._fused_memo = (memo, self._fused_key(input, target), ys, idx, xp)
         return ys, idx
 
     def _scaled_eye(self, xp: Namespace, n: int, c: int, dtype: Any, device: Any) -> Array:
@@ -1065,22 +1069,28 @@ class CrossEntropyLoss(_ClassLoss):
 
     def _fused_key(self, input: Array, target: Array) -> tuple[Any, ...]:
         return (
-            type(input), tuple(input.shape), input.dtype, _backend.device_of(input),
+            type(input), tuple(input.shape), input.dtype, getattr(input, "device", None),
             tuple(target.shape), target.dtype, self.reduction, self.ignore_index, self.validate,
         )
 
-    def _fused_kept(self, input: Array, target: Array) -> tuple[Array, Array] | None:
-        """The targets :meth:`_fused_targets` kept for this very validated ``target``, else None."""
+    def _fused_kept(self, input: Array, target: Array) -> tuple[Array, Array, Namespace] | None:
+        """``(ys, idx, xp)`` that :meth:`_fused_targets` kept for this very validated
+        ``target`` and an input like that call's, else None."""
         kept = self.__dict__.get("_fused_memo")
         if kept is None:
             return None
         memo = self.__dict__.get("_memo")
+        if kept[0] is not memo or memo[0]() is not target or memo[2] != _version(target):
+            return None
+        # _fused_key's fields compared one by one (building the tuple cost ~0.4 us).
+        k = kept[1]
         if (
-            kept[0] is not memo or memo[0]() is not target or memo[2] != _version(target)
-            or kept[1] != self._fused_key(input, target)
+            type(input) is not k[0] or input.shape != k[1] or input.dtype != k[2]
+            or getattr(input, "device", None) != k[3] or target.shape != k[4] or target.dtype != k[5]
+            or self.reduction != k[6] or self.ignore_index != k[7] or self.validate != k[8]
         ):
             return None
-        return kept[2], kept[3]
+        return kept[2], kept[3], kept[4]
 
     def _fused_labels(self, xp: Namespace, input: Array, ys: Array, idx: Array) -> tuple[Array, Array]:
         """The common case in one pass: class labels, no weight, no smoothing, no ignored row.
