@@ -84,3 +84,30 @@ def test_rsum_and_rmax_match_the_standard_reductions(backend, axis, keepdims):
         got = fast(x, axis, keepdims, xp=xp)
         want = std(x, axis=axis, keepdims=keepdims)
         np.testing.assert_array_equal(np.asarray(backend.to_numpy(got)), np.asarray(backend.to_numpy(want)))
+
+
+def test_out_namespace_is_the_namespace_whose_functions_take_out(backend):
+    x = backend.asarray(np.arange(6.0).reshape(2, 3), dtype="float64")
+    xp = _backend.out_namespace(x)
+    if not _backend.supports_out(_backend.namespace_of(x)):
+        assert xp is None  # torch, array-api-strict: the portable expressions
+        return
+    out = backend.asarray(np.zeros((2, 3)), dtype="float64")
+    got = xp.multiply(x, 2.0, out=out)
+    assert got is out
+    backend.check(got, dtype="float64", shape=(2, 3))
+    np.testing.assert_array_equal(backend.to_numpy(got), 2.0 * np.arange(6.0).reshape(2, 3))
+    for name in ("subtract", "multiply", "divide", "sqrt", "maximum", "add"):
+        # The NumPy shortcut returns numpy itself: the very functions of the standard namespace.
+        assert getattr(xp, name) is getattr(_backend.namespace_of(x), name)
+
+
+def test_astype_function_copies_like_the_standard_astype(backend):
+    x = backend.asarray(np.array([[0.0, -1.5], [2.0, np.nan]]), dtype="float32")
+    mask = x <= 0.0
+    xp = _backend.namespace_of(x)
+    got = _backend.astype_function(x, xp)(mask, x.dtype)
+    want = xp.astype(mask, x.dtype)
+    backend.check(got, dtype="float32", shape=(2, 2))
+    np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+    assert got is not mask

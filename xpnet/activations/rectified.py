@@ -54,8 +54,8 @@ class ReLU(_Activation):
             forward=("{y} = {maximum}({x}, {zero})",),
             backward=("{dx} = {dy} * {astype}(~({y} <= {zero}), {dtype})",),
             saves=("y",),
-            consts={"maximum": xp.maximum, "astype": xp.astype, "zero": _backend.scalar(like, 0.0),
-                    "dtype": like.dtype},
+            consts={"maximum": xp.maximum, "astype": _backend.astype_function(like, xp),
+                    "zero": _backend.scalar(like, 0.0), "dtype": like.dtype},
         )
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .. import _backend
 from .._backend import namespace_of
 
@@ -89,10 +87,8 @@ def _scaled(a: Array, s: float, inplace: bool, scratch: Array | None) -> Array:
     """``a * s``, written into ``scratch`` where the backend allows it."""
     s = _scalar(a, s)
     if inplace and scratch is not None:
-        if type(a) is np.ndarray:  # (the per-step case, without the namespace lookup)
-            return np.multiply(a, s, out=scratch)
-        xp = namespace_of(a)
-        if supports_out(xp):
+        xp = _backend.out_namespace(a)
+        if xp is not None:
             return xp.multiply(a, s, out=scratch)
     return a * s
 
@@ -460,9 +456,6 @@ def _adam_update(
     Returns ``u, exp_avg, exp_avg_sq, max_exp_avg_sq``; ``u`` is ``scratch`` on the
     ``out=`` path.
     """
-    # (The per-step case without the namespace lookup: array_api_compat's NumPy namespace
-    # re-exports the very ufuncs used below.)
-    xp = np if type(g) is np.ndarray else namespace_of(g)
     if not maximize and (decoupled_weight_decay or weight_decay == 0):
         d = g  # _effective_grad's case without a term
     elif decoupled_weight_decay:
@@ -472,7 +465,8 @@ def _adam_update(
     bias_correction1 = 1.0 - beta1**step
     bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
     step_size = lr / bias_correction1
-    if inplace and scratch is not None and (xp is np or supports_out(xp)):
+    xp = _backend.out_namespace(g) if inplace and scratch is not None else None
+    if xp is not None:
         # The portable sequence below, with every temporary written into `scratch`.
         if amsgrad and max_exp_avg_sq is None:
             raise ValueError("adam_step: amsgrad=True needs max_exp_avg_sq (zeros at the first step)")
@@ -494,6 +488,7 @@ def _adam_update(
         s = xp.divide(exp_avg, s, out=scratch)
         s *= step_size
         return s, exp_avg, exp_avg_sq, max_exp_avg_sq
+    xp = namespace_of(g)
     # torch's lerp_ form of the first moment.
     t = d - exp_avg
     t = _mul(t, 1.0 - beta1, inplace)
