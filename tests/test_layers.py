@@ -249,7 +249,7 @@ def test_sequential_chain_is_bit_identical_to_the_per_layer_path(backend, params
     dy_host = backend.to_numpy(dy).copy()
     net = backend.move(_chain_net(), dtype=dtype)
     if buffers:  # every array large enough for the reused buffers and in-place kernels
-        net.chain_buffer_min_size = 0
+        net.chain_buffer_min_bytes = 0
     assert net._chain(x) is not None  # the chain is taken
     ref_out, ref_dx, ref_grads = _per_layer(net, x, dy, params_only)
     for _ in range(2):  # the second pass reuses the verified chain
@@ -362,9 +362,9 @@ def test_sequential_chain_buffers_never_overwrite_what_the_caller_holds(layers):
     # caller keeps, its input and dy, and a pass still waiting for its backward stay intact.
     rng = np.random.default_rng(8)
     net = Sequential(*layers())
-    net.chain_buffer_min_size = 0
+    net.chain_buffer_min_bytes = 0
     ref = Sequential(*layers())
-    ref.chain_buffer_min_size = 10**9  # fresh arrays everywhere
+    ref.chain_buffer_min_bytes = 10**12  # fresh arrays everywhere
     xs = [rng.standard_normal((5, 4)) for _ in range(3)]
     dys = [rng.standard_normal((5, 3)) for _ in range(3)]
     net.to(dtype="float64"), ref.to(dtype="float64")

@@ -439,7 +439,7 @@ def test_trained_model_and_used_loss_copy_and_keep_training_identically(how):
     x = rng.standard_normal((16, 8)).astype(np.float32)
     y = rng.integers(0, 3, 16)
     model = mlp([8, 32, 3], activation="tanh", generator=0)
-    model.chain_buffer_min_size = 0
+    model.chain_buffer_min_bytes = 0
     loss_fn = losses.CrossEntropyLoss()
 
     def train(m, lf, steps):
