@@ -390,30 +390,39 @@ def bench_fit(epochs: int, repeats: int) -> dict[str, Any]:
     }
 
 
-def bench_cli(epochs: tuple[int, int] = (1, 21)) -> dict[str, Any]:
+def bench_cli(epochs: tuple[int, int] = (1, 21), repeats: int = 3) -> dict[str, Any]:
     """Wall time of the whole ``xpnet train digits`` command for two epoch counts.
 
     The difference divided by the extra epochs is the per-epoch cost of the command's fit
     run (training, validation, logging); the rest is start-up (imports, data loading).
+    Each count runs ``repeats`` times, interleaved, and the medians are compared. When
+    the difference is not positive the start-up's noise swamped the epochs: the status
+    says so and no per-epoch figure is made up.
     """
     cmd = [sys.executable, "-m", "xpnet", "train", "digits", "--quiet", "--epochs"]
-    walls = {}
+    runs: dict[int, list[float]] = {e: [] for e in epochs}
     try:
-        for e in epochs:
-            t0 = time.perf_counter()
-            subprocess.run(cmd + [str(e)], cwd=_ROOT, check=True, capture_output=True, timeout=300)
-            walls[e] = time.perf_counter() - t0
+        for _ in range(repeats):
+            for e in epochs:
+                t0 = time.perf_counter()
+                subprocess.run(cmd + [str(e)], cwd=_ROOT, check=True, capture_output=True, timeout=300)
+                runs[e].append(time.perf_counter() - t0)
     except (OSError, subprocess.SubprocessError) as exc:
         return {"status": f"failed: {type(exc).__name__}: {exc}"[:300]}
+    walls = {e: statistics.median(v) for e, v in runs.items()}
     lo, hi = epochs
     per_epoch = (walls[hi] - walls[lo]) / (hi - lo)
-    return {
-        "status": "ok",
+    result: dict[str, Any] = {
         "command": " ".join(cmd[1:] + ["N"]),
         "wall_s": {str(k): v for k, v in walls.items()},
-        "per_epoch_s": per_epoch,
-        "startup_s": walls[lo] - lo * per_epoch,
+        "runs_s": {str(k): v for k, v in runs.items()},
     }
+    if per_epoch <= 0:
+        result["status"] = (f"noisy: {hi} epochs took no longer than {lo} (medians of {repeats}); "
+                            "rerun on a quieter machine")
+        return result
+    result.update(status="ok", per_epoch_s=per_epoch, startup_s=walls[lo] - lo * per_epoch)
+    return result
 
 
 # ---------------------------------------------------------------------------- report
@@ -500,7 +509,8 @@ def format_table(results: dict[str, Any]) -> str:
                 f"start-up (imports, data loading) {_fmt_t(cli['startup_s'])}"
             )
         else:
-            lines.append(f"`xpnet train digits` command: {cli.get('status')}")
+            walls = ", ".join(_epochs(k, v) for k, v in cli.get("wall_s", {}).items())
+            lines.append(f"`xpnet train digits` command: {cli.get('status')}" + (f" ({walls})" if walls else ""))
     agree = results.get("agreement", {})
     bad = {f"{w}/{n}": e for w, per in agree.items() for n, e in per.items() if not e <= AGREE_RTOL}
     if bad:

@@ -68,3 +68,20 @@ def test_agreement_check_detects_a_different_update():
 
 
 # ---------------------------------------------------------------------------- layer paths
+
+
+@pytest.mark.parametrize("walls, status", [((0.40, 0.60), "ok"), ((0.50, 0.45), "noisy")])
+def test_cli_timing_reports_noise_instead_of_a_negative_epoch(monkeypatch, walls, status):
+    # Each command's wall time, as if measured: 1 epoch then 21 epochs, three times.
+    clock = iter([t for _ in range(3) for w in walls for t in (0.0, w)])
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(harness.subprocess, "run", lambda *a, **k: None)
+    res = harness.bench_cli()
+    assert res["status"].startswith(status)
+    assert res["wall_s"] == {"1": walls[0], "21": walls[1]}
+    if status == "ok":
+        assert res["per_epoch_s"] == pytest.approx((walls[1] - walls[0]) / 20)
+    else:
+        assert "per_epoch_s" not in res
+        line = harness.format_table({"workloads": {}, "cli": res})
+        assert "noisy" in line and "21 epochs 450.00 ms" in line
