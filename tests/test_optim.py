@@ -299,10 +299,60 @@ def test_scratch_only_for_large_parameters():
     assert opt._work[big][1] is not None and opt._work[small][1] is None
 
 
-# The optimizers with a flat multi-tensor path (SGD with and without momentum, Adagrad,
-# RMSprop, Adam, AdamW).
-FLAT_CASES = [(n, kw) for n, kw in OPT_CASES if n in ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")]
+# The rest of torch.optim (checked against torch in tests/test_optim_catalog.py; not in
+# OPT_CASES, whose tests include the plain NumPy oracle of tests/optim_reference.py that
+# covers only the five above). Chosen to reach every branch of the flat updates within
+# FLAT_STEPS: coupled and decoupled weight decay, maximize, NAdam's momentum schedule,
+# and RAdam both before and after the rectification starts (test_flat_cases_reach_both_
+# radam_branches checks that).
+CATALOG_CASES = [
+    ("RAdam", {"lr": 1e-2}),
+    ("RAdam", {"lr": 5e-2, "betas": (0.8, 0.9), "weight_decay": 1e-2}),
+    ("RAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
+    ("NAdam", {"lr": 1e-2}),
+    ("NAdam", {"lr": 2e-2, "weight_decay": 1e-2, "momentum_decay": 1e-2}),
+    ("NAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
+    ("Adamax", {"lr": 1e-2}),
+    ("Adamax", {"lr": 5e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-2, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 1e-2, "maximize": True}),
+    ("Rprop", {}),
+    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
+]
+# Every optimizer has a flat multi-tensor path (test_every_optimizer_has_a_flat_path):
+# all of OPT_CASES and CATALOG_CASES.
+FLAT_CASES = OPT_CASES + CATALOG_CASES
 FLAT_IDS = [f"{name}-" + "-".join(f"{k}={v}" for k, v in kw.items()) for name, kw in FLAT_CASES]
+# Steps of the flat-path runs: the first is per-parameter (the state is created), the
+# plan is built at the second and takes the other five.
+FLAT_STEPS = 6
+
+
+def test_every_optimizer_has_a_flat_path():
+    """Every optimizer declares flat state keys and implements the flat update, and
+    FLAT_CASES covers each of them."""
+    names = [
+        n for n in optim.__all__
+        if isinstance(getattr(optim, n), type) and issubclass(getattr(optim, n), optim.Optimizer)
+        and getattr(optim, n) is not optim.Optimizer
+    ]
+    assert set(names) == {n for n, _ in FLAT_CASES}
+    for name in names:
+        cls = getattr(optim, name)
+        assert cls._flat_keys is not optim.Optimizer._flat_keys, name
+        assert cls._flat_update is not optim.Optimizer._flat_update, name
+
+
+def test_flat_cases_reach_both_radam_branches():
+    """Each RAdam case takes the unrectified step (ρt <= 5) and the rectified one within
+    the flat steps 2..FLAT_STEPS (β2 = 0.999 and 0.9 both cross ρt = 5 at step 6)."""
+    for name, kw in FLAT_CASES:
+        if name != "RAdam":
+            continue
+        beta2 = kw.get("betas", (0.9, 0.999))[1]
+        rho_inf = 2.0 / (1.0 - beta2) - 1.0
+        rho = [rho_inf - 2.0 * t * beta2**t / (1.0 - beta2**t) for t in range(2, FLAT_STEPS + 1)]
+        assert min(rho) <= 5.0 < max(rho), (kw, rho)
 
 
 def _assert_same_run(params_a, opt_a, params_b, opt_b):
@@ -323,8 +373,8 @@ def test_flat_path_is_bitwise_identical_to_per_parameter_path(backend, name, kw,
     backend (NumPy and CuPy through ``out=``, the others through the portable in-place
     operations on the flat buffers)."""
     cls = getattr(optim, name)
-    params_a, opt_a = _run(backend, dtype, cls, kw, 6)
-    params_b, opt_b = _run(backend, dtype, type(f"PerParam{name}", (_PerParam, cls), {}), kw, 6)
+    params_a, opt_a = _run(backend, dtype, cls, kw, FLAT_STEPS)
+    params_b, opt_b = _run(backend, dtype, type(f"PerParam{name}", (_PerParam, cls), {}), kw, FLAT_STEPS)
     plan = opt_a._plans.get(0)
     # The flat storage is taken wherever slices are views: every backend here (not JAX).
     assert (plan is not None) == _backend.views_alias(backend.xp, backend.device)
@@ -335,7 +385,7 @@ def test_flat_path_is_bitwise_identical_to_per_parameter_path(backend, name, kw,
     sd = opt_a.state_dict()
     for i, p in enumerate(params_a):
         for key, value in sd["state"][i].items():
-            if key != "step":
+            if key not in ("step", "mu_product"):  # the host scalars
                 assert tuple(value.shape) == p.shape
 
 
@@ -343,9 +393,9 @@ def test_flat_path_is_bitwise_identical_to_per_parameter_path(backend, name, kw,
 def test_flat_path_matches_strict_backend(name, kw):
     """NumPy with the flat path and array-api-strict (per-parameter) agree to rounding."""
     cls = getattr(optim, name)
-    params_a, opt_a = _run(get_backend("numpy"), "float64", cls, kw, 6)
+    params_a, opt_a = _run(get_backend("numpy"), "float64", cls, kw, FLAT_STEPS)
     strict = get_backend("array_api_strict")
-    params_b, opt_b = _run(strict, "float64", cls, kw, 6)
+    params_b, opt_b = _run(strict, "float64", cls, kw, FLAT_STEPS)
     assert any(plan is not None for plan in opt_a._plans.values())
     for pa, pb in zip(params_a, params_b):
         _assert_close(pb.data, pa.data, RTOL64, "param")
@@ -354,7 +404,7 @@ def test_flat_path_matches_strict_backend(name, kw):
                 _assert_close(opt_b.state[pb][key], value, RTOL64, key)
 
 
-@pytest.mark.parametrize(("name", "kw"), [("Adam", {"lr": 1e-2}), ("SGD", {"lr": 0.1, "momentum": 0.9})])
+@pytest.mark.parametrize(("name", "kw"), FLAT_CASES, ids=FLAT_IDS)
 def test_flat_path_survives_missing_grads_and_reloads(name, kw):
     """A step where one parameter has no gradient, and a state_dict round trip mid-run,
     give the per-parameter path's numbers (the plan is dropped and rebuilt)."""
@@ -381,6 +431,54 @@ def test_flat_path_survives_missing_grads_and_reloads(name, kw):
     assert any(plan is not None for plan in opt_a._plans.values())
     _assert_same_run(params_a, opt_a, params_b, opt_b)
     backend.check(params_a[0].data, dtype="float32", shape=(7, 5))
+
+
+def _nadam_mu_product(steps, beta1=0.9, momentum_decay=4e-3):
+    """``Π_{t≤steps} μ_t``, multiplied up in nadam_step's order (so bit for bit its value)."""
+    mu_product = 1.0
+    for t in range(1, steps + 1):
+        mu_product = mu_product * (beta1 * (1.0 - 0.5 * (0.96 ** (t * momentum_decay))))
+    return mu_product
+
+
+@pytest.mark.parametrize("kw", [{"lr": 1e-2}, {"lr": 2e-2, "betas": (0.8, 0.99), "momentum_decay": 1e-2}])
+def test_flat_path_keeps_nadam_per_parameter_scalars(backend, kw):
+    """After flat steps every parameter's own state holds the right ``step`` and
+    ``mu_product`` (a host float advanced once per plan and written back to each)."""
+    params, opt = _run(backend, "float32", optim.NAdam, kw, FLAT_STEPS)
+    plan = opt._plans.get(0)
+    assert plan is not None and plan.covers
+    expected = _nadam_mu_product(FLAT_STEPS, kw.get("betas", (0.9, 0.999))[0], kw.get("momentum_decay", 4e-3))
+    for p in params:
+        state = opt.state[p]
+        assert state["step"] == FLAT_STEPS
+        assert type(state["mu_product"]) is float and state["mu_product"] == expected
+    assert plan.flat["mu_product"] == expected
+
+
+def test_flat_path_groups_only_parameters_with_the_same_nadam_mu_product():
+    """A parameter whose mu_product differs from the others' at the same step (edited
+    here; a loaded state can do it) leaves the plan, and the run still equals the
+    per-parameter one bit for bit, its own mu_product included."""
+    x, t = _data("float32")
+    runs = []
+    for factory in (optim.NAdam, type("PerParamNAdam", (_PerParam, optim.NAdam), {})):
+        l1, l2 = _make_layers("float32")
+        params = _params(l1, l2)
+        opt = factory(params, lr=1e-2)
+        for step in range(FLAT_STEPS):
+            if step == 3:
+                opt.state[l2.bias]["mu_product"] *= 0.5
+            opt.zero_grad()
+            _forward_backward(l1, l2, x, t)
+            opt.step()
+        runs.append((params, opt))
+    (params_a, opt_a), (params_b, opt_b) = runs
+    plan = opt_a._plans.get(0)
+    assert plan is not None and not plan.covers and params_a[3] not in plan.members
+    assert len(plan.members) == 3
+    _assert_same_run(params_a, opt_a, params_b, opt_b)
+    assert opt_a.state[params_a[3]]["mu_product"] != opt_a.state[params_a[0]]["mu_product"]
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])

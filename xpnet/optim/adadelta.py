@@ -67,6 +67,20 @@ class Adadelta(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "square_avg", "acc_delta")
 
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        return ("square_avg", "acc_delta")
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        u, square_avg, acc_delta = F._adadelta_update(
+            p, g, state["square_avg"], state["acc_delta"], lr=float(group["lr"]), rho=group["rho"],
+            eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"], inplace=True,
+        )
+        # In place, these are the flat buffers themselves; otherwise copy the values in.
+        for key, value in (("square_avg", square_avg), ("acc_delta", acc_delta)):
+            if value is not state[key]:
+                state[key][...] = value
+        return u
+
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         state["step"] += 1
         p.data, state["square_avg"], state["acc_delta"] = F.adadelta_step(

@@ -63,6 +63,22 @@ class Adamax(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_inf")
 
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        return ("exp_avg", "exp_inf")
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        beta1, beta2 = group["betas"]
+        u, exp_avg, exp_inf = F._adamax_update(
+            p, g, state["exp_avg"], state["exp_inf"], step=step, lr=float(group["lr"]), beta1=beta1,
+            beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"], maximize=group["maximize"],
+            inplace=True,
+        )
+        # The infinity norm is a new array (xp.maximum): the flat buffer must hold its values.
+        for key, value in (("exp_avg", exp_avg), ("exp_inf", exp_inf)):
+            if value is not state[key]:
+                state[key][...] = value
+        return u
+
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         beta1, beta2 = group["betas"]
         state["step"] += 1

@@ -582,6 +582,23 @@ def radam_step(
         p ← p − lr m̂                                  otherwise (SGD with momentum)
     """
     p, d = _decayed_grad(p, g, lr, weight_decay, decoupled_weight_decay, maximize, inplace)
+    u, exp_avg, exp_avg_sq = _radam_update(
+        d, exp_avg, exp_avg_sq, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, inplace=inplace,
+    )
+    p = _sub(p, u, inplace)
+    return p, exp_avg, exp_avg_sq
+
+
+def _radam_update(
+    d: Array, exp_avg: Array, exp_avg_sq: Array, *, step: int, lr: float, beta1: float, beta2: float,
+    eps: float, inplace: bool,
+) -> tuple[Array, Array, Array]:
+    """:func:`radam_step` after :func:`_decayed_grad`, up to the update ``u``.
+
+    ``d`` is the effective gradient (never modified); ``p ← p − u`` is the caller's.
+    Returns ``(u, exp_avg, exp_avg_sq)``. The branch is decided from ``step`` alone, so
+    it is the same for every parameter of a flat buffer.
+    """
     exp_avg, exp_avg_sq = _moments(d, exp_avg, exp_avg_sq, beta1, beta2, inplace)
     bias_correction1 = 1.0 - beta1**step
     bias_correction2 = 1.0 - beta2**step
@@ -596,8 +613,7 @@ def radam_step(
         adaptive = bias_correction2**0.5 / denom
         u = _mul(u, adaptive, inplace)
         u = _mul(u, rect, inplace)
-    p = _sub(p, u, inplace)
-    return p, exp_avg, exp_avg_sq
+    return u, exp_avg, exp_avg_sq
 
 
 def nadam_step(
@@ -648,22 +664,42 @@ def nadam_step(
         p ← p − lr (1 − μ_t) / (1 − Π_{k≤t} μ_k) · d / s
         p ← p − lr μ_{t+1} / (1 − Π_{k≤t+1} μ_k) · m / s
     """
-    xp = namespace_of(g)
-    bias_correction2 = 1.0 - beta2**step
     p, d = _decayed_grad(p, g, lr, weight_decay, decoupled_weight_decay, maximize, inplace)
+    u_grad, u_avg, exp_avg, exp_avg_sq, mu_product = _nadam_update(
+        d, exp_avg, exp_avg_sq, step=step, mu_product=mu_product, lr=lr, beta1=beta1, beta2=beta2,
+        eps=eps, momentum_decay=momentum_decay, inplace=inplace,
+    )
+    # Two subtractions, as torch: p − (u_grad + u_avg) would round differently.
+    p = _sub(p, u_grad, inplace)
+    p = _sub(p, u_avg, inplace)
+    return p, exp_avg, exp_avg_sq, mu_product
+
+
+def _nadam_update(
+    d: Array, exp_avg: Array, exp_avg_sq: Array, *, step: int, mu_product: float, lr: float,
+    beta1: float, beta2: float, eps: float, momentum_decay: float, inplace: bool,
+) -> tuple[Array, Array, Array, Array, float]:
+    """:func:`nadam_step` after :func:`_decayed_grad`, up to its two updates.
+
+    ``d`` is the effective gradient (never modified). Returns ``(u_grad, u_avg, exp_avg,
+    exp_avg_sq, mu_product)``: the caller subtracts ``p ← p − u_grad`` and then
+    ``p ← p − u_avg``, in that order (one subtraction of the sum would round
+    differently). ``mu_product`` depends on ``step`` and its previous value only (host
+    floats), so the parameters of a flat buffer share it.
+    """
+    xp = namespace_of(d)
+    bias_correction2 = 1.0 - beta2**step
     mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     mu_product = mu_product * mu
     exp_avg, exp_avg_sq = _moments(d, exp_avg, exp_avg_sq, beta1, beta2, inplace)
     denom = xp.sqrt(exp_avg_sq / bias_correction2)
     denom = _add(denom, eps, inplace)
-    u = d / denom
-    u = _mul(u, lr * (1.0 - mu) / (1.0 - mu_product), inplace)
-    p = _sub(p, u, inplace)
-    u = exp_avg / denom
-    u = _mul(u, lr * mu_next / (1.0 - mu_product * mu_next), inplace)
-    p = _sub(p, u, inplace)
-    return p, exp_avg, exp_avg_sq, mu_product
+    u_grad = d / denom
+    u_grad = _mul(u_grad, lr * (1.0 - mu) / (1.0 - mu_product), inplace)
+    u_avg = exp_avg / denom
+    u_avg = _mul(u_avg, lr * mu_next / (1.0 - mu_product * mu_next), inplace)
+    return u_grad, u_avg, exp_avg, exp_avg_sq, mu_product
 
 
 def adamax_step(
@@ -708,6 +744,22 @@ def adamax_step(
         u ← max(β2 u, |d| + ε)
         p ← p − lr / (1 − β1ᵗ) · m / u
     """
+    u, exp_avg, exp_inf = _adamax_update(
+        p, g, exp_avg, exp_inf, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, maximize=maximize, inplace=inplace,
+    )
+    return _sub(p, u, inplace), exp_avg, exp_inf
+
+
+def _adamax_update(
+    p: Array, g: Array, exp_avg: Array, exp_inf: Array, *, step: int, lr: float, beta1: float,
+    beta2: float, eps: float, weight_decay: float, maximize: bool, inplace: bool,
+) -> tuple[Array, Array, Array]:
+    """:func:`adamax_step` up to the update ``u`` (``p ← p − u`` is the caller's).
+
+    Returns ``(u, exp_avg, exp_inf)``; ``exp_inf`` is a new array even in place (the
+    maximum), so a caller that keeps it in a buffer copies it in.
+    """
     xp = namespace_of(g)
     d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
     t = d - exp_avg
@@ -719,8 +771,7 @@ def adamax_step(
     exp_inf = xp.maximum(exp_inf, t)
     u = exp_avg / exp_inf
     u = _mul(u, lr / (1.0 - beta1**step), inplace)
-    p = _sub(p, u, inplace)
-    return p, exp_avg, exp_inf
+    return u, exp_avg, exp_inf
 
 
 def adadelta_step(
@@ -762,6 +813,21 @@ def adadelta_step(
         a ← ρ a + (1 − ρ) Δ²
         p ← p − lr Δ
     """
+    u, square_avg, acc_delta = _adadelta_update(
+        p, g, square_avg, acc_delta, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+        maximize=maximize, inplace=inplace,
+    )
+    return _sub(p, u, inplace), square_avg, acc_delta
+
+
+def _adadelta_update(
+    p: Array, g: Array, square_avg: Array, acc_delta: Array, *, lr: float, rho: float, eps: float,
+    weight_decay: float, maximize: bool, inplace: bool,
+) -> tuple[Array, Array, Array]:
+    """:func:`adadelta_step` up to the update ``u = lr Δ`` (``p ← p − u`` is the caller's).
+
+    Returns ``(u, square_avg, acc_delta)``.
+    """
     xp = namespace_of(g)
     d, _ = _effective_grad(p, g, weight_decay, maximize, inplace)
     square_avg = _mul(square_avg, rho, inplace)
@@ -776,9 +842,8 @@ def adadelta_step(
     t = delta * delta
     t = _mul(t, 1.0 - rho, inplace)
     acc_delta = _add(acc_delta, t, inplace)
-    delta = _mul(delta, lr, inplace)
-    p = _sub(p, delta, inplace)
-    return p, square_avg, acc_delta
+    u = _mul(delta, lr, inplace)
+    return u, square_avg, acc_delta
 
 
 def rprop_step(
@@ -823,6 +888,23 @@ def rprop_step(
         p ← p − sign(d) η
         prev ← d
     """
+    u, prev, step_size = _rprop_update(
+        g, prev, step_size, etaminus=etaminus, etaplus=etaplus, step_size_min=step_size_min,
+        step_size_max=step_size_max, maximize=maximize, inplace=inplace,
+    )
+    return _sub(p, u, inplace), prev, step_size
+
+
+def _rprop_update(
+    g: Array, prev: Array, step_size: Array, *, etaminus: float, etaplus: float,
+    step_size_min: float, step_size_max: float, maximize: bool, inplace: bool,
+) -> tuple[Array, Array, Array]:
+    """:func:`rprop_step` up to the update ``u = sign(d) η`` (``p ← p − u`` is the caller's).
+
+    Returns ``(u, prev, step_size)``; ``step_size`` is a new array even in place (the
+    clip), so a caller that keeps it in a buffer copies it in. Every operation is
+    elementwise, with no dependence on the step count.
+    """
     xp = namespace_of(g)
     d = -g if maximize else g
     s = d * prev
@@ -831,9 +913,8 @@ def rprop_step(
     step_size = xp.clip(step_size, step_size_min, step_size_max)
     d = xp.where(f == etaminus, 0.0, d)
     u = xp.sign(d) * step_size
-    p = _sub(p, u, inplace)
     if inplace:
         prev[...] = d
     else:
         prev = d
-    return p, prev, step_size
+    return u, prev, step_size

@@ -73,6 +73,28 @@ class NAdam(_AdamFamily):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "mu_product", "exp_avg", "exp_avg_sq")
 
+    # mu_product is a host float advanced from the step count and its previous value:
+    # the parameters stepped together share it, and the plan writes it into each state.
+    _flat_scalars = ("mu_product",)
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        beta1, beta2 = group["betas"]
+        lr = float(group["lr"])
+        # Decoupled decay scales the flat p in place, as nadam_step scales each parameter.
+        p, d = F._decayed_grad(
+            p, g, lr, group["weight_decay"], group["decoupled_weight_decay"], group["maximize"], True
+        )
+        u_grad, u_avg, exp_avg, exp_avg_sq, state["mu_product"] = F._nadam_update(
+            d, state["exp_avg"], state["exp_avg_sq"], step=step, mu_product=float(state["mu_product"]),
+            lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"], momentum_decay=group["momentum_decay"],
+            inplace=True,
+        )
+        self._keep(state, exp_avg, exp_avg_sq)
+        # The first of nadam_step's two subtractions; the caller makes the second
+        # (subtracting u_grad + u_avg at once would round differently).
+        F._sub(p, u_grad, True)
+        return u_avg
+
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         beta1, beta2 = group["betas"]
         state["step"] += 1

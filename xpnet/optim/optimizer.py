@@ -253,6 +253,14 @@ class Optimizer:
     #: storage off (the per-parameter path is the portable reference it is tested against).
     flat_max_size: int = sys.maxsize
 
+    #: Host scalars in each parameter's state, besides ``"step"``, that the flat update
+    #: advances once for the whole buffer (NAdam's ``mu_product``). Like the step count
+    #: they evolve on the host, the same for every parameter stepped together, so a plan
+    #: gathers only parameters whose values agree; :meth:`_flat_update` finds the shared
+    #: value in its ``state`` dict and leaves the new one there, and the plan writes it
+    #: into every parameter's state (as it writes ``"step"``).
+    _flat_scalars: tuple[str, ...] = ()
+
     def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
         """State arrays kept in flat buffers for ``group``; None: no flat storage."""
         return None
@@ -264,8 +272,10 @@ class Optimizer:
         """Return the update ``u`` of flat parameters ``p`` from flat gradients ``g``.
 
         ``p ← p − u`` is the caller's. Updates the flat ``state`` arrays in place and may
-        scale ``p`` in place (AdamW's decay). ``u`` is written into ``scratch`` where the
-        backend takes ``out=``, else it is a fresh array.
+        update ``p`` in place (AdamW's decay, NAdam's first subtraction). ``u`` is written
+        into ``scratch`` where the backend takes ``out=``, else it is a fresh array.
+        ``state`` also holds the shared host scalars of :attr:`_flat_scalars`; the update
+        replaces each with its new value.
         """
         raise NotImplementedError(
             f"{type(self).__name__} declares flat state keys but does not implement _flat_update()"
@@ -305,10 +315,15 @@ class Optimizer:
             for p in plan.params:
                 self.state[p]["step"] = step
             plan.step = step
+        for key in plan.scalars:
+            value = plan.flat[key]
+            for p in plan.params:
+                self.state[p][key] = value
         return plan
 
     def _make_plan(self, gi: int, group: dict[str, Any]) -> _FlatPlan | None:
         keys = self._flat_keys(group)
+        scalars = self._flat_scalars
         chosen = []
         first = None
         for p in group["params"]:
@@ -332,6 +347,7 @@ class Optimizer:
             elif (
                 type(data) is not type(first.data) or data.dtype != first.data.dtype
                 or _backend.device_of(data) != dev or state.get("step") != self.state[first].get("step")
+                or any(state.get(k) != self.state[first].get(k) for k in scalars)
             ):
                 continue
             if any(state[k].dtype != data.dtype or _backend.device_of(state[k]) != dev for k in keys):
@@ -341,7 +357,7 @@ class Optimizer:
             return None
         for p in chosen:
             self._work.pop(p, None)  # the per-parameter scratch: the plan has its own
-        plan = _FlatPlan(xp, dev, first.data.dtype, chosen, keys, self.state)
+        plan = _FlatPlan(xp, dev, first.data.dtype, chosen, keys, scalars, self.state)
         plan.covers = len(chosen) == len(group["params"])
         for p in chosen:  # p.data is a new array (a view): the state's home moves with it
             self._homes[p] = (p.data, True)
@@ -525,15 +541,18 @@ class _FlatPlan:
 
     ``pflat`` holds the parameters (each ``p.data`` a view of it), ``gflat`` their
     gradients (``p.grad_buffer``), ``flat[key]`` each state entry, ``scratch`` the update.
+    ``flat`` also holds the host scalars named in ``scalars`` (:attr:`Optimizer._flat_scalars`),
+    the value all the parameters share.
     """
 
     def __init__(
         self, xp: Any, dev: Any, dtype: Any, params: list[Parameter], keys: tuple[str, ...],
-        states: dict[Parameter, dict[str, Any]],
+        scalars: tuple[str, ...], states: dict[Parameter, dict[str, Any]],
     ) -> None:
         self.params = params
         self.members = set(params)
         self.keys = keys
+        self.scalars = scalars
         self.kind = type(params[0].data)
         self.dtype = dtype
         self.step: int | None = 0
@@ -567,6 +586,8 @@ class _FlatPlan:
                 view[...] = states[p][key]
                 states[p][key] = view  # the per-parameter state now lives in the buffer
             self.flat[key], self.views[key] = buf, views
+        for key in scalars:  # _make_plan chose parameters whose values agree
+            self.flat[key] = states[params[0]][key]
         self.scratch, _ = buffer()
         self.rows = [
             (p, self.pviews[k], self.gviews[k], states[p], tuple((key, self.views[key][k]) for key in keys))
@@ -594,8 +615,9 @@ class _FlatPlan:
         Attribute reads only, no sync. A gradient that is not its view (set by a layer
         that does not write into ``grad_buffer``, or by hand) is copied into the view. A
         missing or mismatched gradient, a parameter whose ``data`` is no longer its view
-        (moved, reloaded, rebound), ``requires_grad`` switched off, or state arrays that
-        are no longer the plan's views make the plan stale.
+        (moved, reloaded, rebound), ``requires_grad`` switched off, state arrays that
+        are no longer the plan's views, or a step count or shared scalar changed behind
+        the plan's back make the plan stale.
         """
         if keys != self.keys:
             return False  # hyperparameters changed (amsgrad, momentum) since it was built
@@ -613,6 +635,11 @@ class _FlatPlan:
                 return False
             for key, view in views:
                 if state.get(key) is not view:
+                    return False
+        scalars, flat = self.scalars, self.flat
+        if scalars:
+            for _, _, _, state, _ in self.rows:
+                if any(state.get(key) != flat[key] for key in scalars):
                     return False
         return True
 

@@ -14,7 +14,7 @@ __all__ = ["RAdam"]
 
 
 class _AdamFamily(Optimizer):
-    """Adam's hyperparameter checks and moment state (no amsgrad, no flat path)."""
+    """Adam's hyperparameter checks, moment state and flat keys (no amsgrad)."""
 
     _validate_group = Adam._validate_group
 
@@ -30,6 +30,16 @@ class _AdamFamily(Optimizer):
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_avg_sq")
+
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        return ("exp_avg", "exp_avg_sq")
+
+    @staticmethod
+    def _keep(state: dict[str, Any], exp_avg: Any, exp_avg_sq: Any) -> None:
+        """Make the flat moment buffers hold the moments (in place they already are them)."""
+        for key, value in (("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+            if value is not state[key]:
+                state[key][...] = value
 
 
 class RAdam(_AdamFamily):
@@ -77,6 +87,21 @@ class RAdam(_AdamFamily):
             "lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
             "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize,
         })
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        beta1, beta2 = group["betas"]
+        lr = float(group["lr"])
+        # Decoupled decay scales the flat p in place, as radam_step scales each parameter.
+        p, d = F._decayed_grad(
+            p, g, lr, group["weight_decay"], group["decoupled_weight_decay"], group["maximize"], True
+        )
+        # The rectification branch depends on the step only: one for the whole buffer.
+        u, exp_avg, exp_avg_sq = F._radam_update(
+            d, state["exp_avg"], state["exp_avg_sq"], step=step, lr=lr, beta1=beta1, beta2=beta2,
+            eps=group["eps"], inplace=True,
+        )
+        self._keep(state, exp_avg, exp_avg_sq)
+        return u
 
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         beta1, beta2 = group["betas"]

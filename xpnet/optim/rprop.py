@@ -78,6 +78,24 @@ class Rprop(Optimizer):
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "prev", "step_size")
 
+    def _flat_keys(self, group: dict[str, Any]) -> tuple[str, ...] | None:
+        return ("prev", "step_size")
+
+    def _flat_update(self, p: Any, g: Any, state: dict[str, Any], group: dict[str, Any], step: Any, scratch: Any) -> Any:
+        # Every operation is elementwise and nothing depends on the step count (which the
+        # plan keeps for the state's sake).
+        etaminus, etaplus = group["etas"]
+        lo, hi = group["step_sizes"]
+        u, prev, step_size = F._rprop_update(
+            g, state["prev"], state["step_size"], etaminus=etaminus, etaplus=etaplus,
+            step_size_min=lo, step_size_max=hi, maximize=group["maximize"], inplace=True,
+        )
+        # The clipped step sizes are a new array (xp.clip): the flat buffer must hold them.
+        for key, value in (("prev", prev), ("step_size", step_size)):
+            if value is not state[key]:
+                state[key][...] = value
+        return u
+
     def _update(self, p: Parameter, g: Any, state: dict[str, Any], group: dict[str, Any], inplace: bool) -> None:
         etaminus, etaplus = group["etas"]
         lo, hi = group["step_sizes"]
