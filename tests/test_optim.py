@@ -15,6 +15,7 @@ import re
 import numpy as np
 import optim_reference
 import pytest
+from optim_cases import CATALOG_CASES
 
 import xpnet
 from xpnet import _backend, optim
@@ -299,26 +300,11 @@ def test_scratch_only_for_large_parameters():
     assert opt._work[big][1] is not None and opt._work[small][1] is None
 
 
-# The rest of torch.optim (checked against torch in tests/test_optim_catalog.py; not in
-# OPT_CASES, whose tests include the plain NumPy oracle of tests/optim_reference.py that
-# covers only the five above). Chosen to reach every branch of the flat updates within
-# FLAT_STEPS: coupled and decoupled weight decay, maximize, NAdam's momentum schedule,
-# and RAdam both before and after the rectification starts (test_flat_cases_reach_both_
-# radam_branches checks that).
-CATALOG_CASES = [
-    ("RAdam", {"lr": 1e-2}),
-    ("RAdam", {"lr": 5e-2, "betas": (0.8, 0.9), "weight_decay": 1e-2}),
-    ("RAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
-    ("NAdam", {"lr": 1e-2}),
-    ("NAdam", {"lr": 2e-2, "weight_decay": 1e-2, "momentum_decay": 1e-2}),
-    ("NAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
-    ("Adamax", {"lr": 1e-2}),
-    ("Adamax", {"lr": 5e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-2, "maximize": True}),
-    ("Adadelta", {}),
-    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 1e-2, "maximize": True}),
-    ("Rprop", {}),
-    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
-]
+# The rest of torch.optim (tests/optim_cases.py, checked against torch in
+# tests/test_optim_catalog.py; not in OPT_CASES, whose tests include the plain NumPy
+# oracle of tests/optim_reference.py that covers only the five above). They reach every
+# branch of the flat updates within FLAT_STEPS (test_flat_cases_reach_both_radam_
+# branches checks RAdam's rectification).
 # Every optimizer has a flat multi-tensor path (test_every_optimizer_has_a_flat_path):
 # all of OPT_CASES and CATALOG_CASES.
 FLAT_CASES = OPT_CASES + CATALOG_CASES

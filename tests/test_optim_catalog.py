@@ -9,6 +9,7 @@ import inspect
 
 import numpy as np
 import pytest
+from optim_cases import CATALOG_CASES
 
 import xpnet
 from xpnet import _backend, optim
@@ -23,18 +24,7 @@ RTOL32 = 1e-5
 N_STEPS = 30
 
 CASES = [
-    ("RAdam", {"lr": 1e-2}),
-    ("RAdam", {"lr": 5e-2, "betas": (0.8, 0.9), "weight_decay": 1e-2}),
-    ("RAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
-    ("NAdam", {"lr": 1e-2}),
-    ("NAdam", {"lr": 2e-2, "weight_decay": 1e-2, "momentum_decay": 1e-2}),
-    ("NAdam", {"lr": 1e-2, "weight_decay": 0.1, "decoupled_weight_decay": True, "maximize": True}),
-    ("Adamax", {"lr": 1e-2}),
-    ("Adamax", {"lr": 5e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 1e-2, "maximize": True}),
-    ("Adadelta", {}),
-    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 1e-2, "maximize": True}),
-    ("Rprop", {}),
-    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
+    *CATALOG_CASES,
     # maximize on the optimizers that test_optim.py does not cover with it
     ("Adagrad", {"lr": 0.1, "maximize": True, "weight_decay": 1e-2}),
     ("AdamW", {"lr": 1e-2, "maximize": True}),
