@@ -207,3 +207,54 @@ def test_docs_layers_convolution_section_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, "docs/layers.md", "exec"), {})  # noqa: S102 - our own docs
+
+
+def test_conv_reused_columns_never_change_a_pending_pass():
+    """NumPy keeps the im2col columns in a buffer of the layer (_spatial._workspace):
+    reused by the next pass only once the previous one's backward has run."""
+    import copy
+
+    from xpnet.testing import get_backend
+
+    strict = get_backend("array_api_strict")  # the portable path: fresh arrays only
+    rng = np.random.default_rng(9)
+    xs = [rng.standard_normal((8, 3, 20, 20)) for _ in range(3)]
+    dys = [rng.standard_normal((8, 5, 18, 18)) for _ in range(3)]
+    conv = Conv2d(3, 5, 3, generator=0, dtype="float64")
+    ref = strict.move(copy.deepcopy(conv), dtype="float64")
+
+    def reference(x, dy):
+        ref.zero_grad()
+        ref(strict.asarray(x, dtype="float64"))
+        dx = ref.backward(strict.asarray(dy, dtype="float64"))
+        return strict.to_numpy(dx), strict.to_numpy(ref.weight.grad)
+
+    # two passes in flight, backwards in reverse order; an eval pass in between
+    conv.zero_grad()
+    conv(xs[0]), conv(xs[1])
+    conv.eval()
+    conv(xs[2])
+    conv.train()
+    conv.zero_grad()
+    conv(xs[0]), conv(xs[1])
+    dx1 = conv.backward(dys[1])
+    dw1 = conv.weight.grad.copy()
+    dx0 = conv.backward(dys[0])  # the first pass's columns: still its own
+    dw0 = conv.weight.grad - dw1
+    for dx, dw, i in ((dx1, dw1, 1), (dx0, dw0, 0)):
+        want_dx, want_dw = reference(xs[i], dys[i])
+        np.testing.assert_array_equal(dx, want_dx)
+        np.testing.assert_allclose(dw, want_dw, rtol=1e-12, atol=1e-12)  # (a difference of sums)
+    # one pass at a time: the buffers are reused, the numbers do not change
+    for x, dy in zip(xs, dys):
+        conv.zero_grad()
+        conv(x)
+        dx = conv.backward(dy)
+        want_dx, want_dw = reference(x, dy)
+        np.testing.assert_array_equal(dx, want_dx)
+        np.testing.assert_array_equal(conv.weight.grad, want_dw)
+    assert conv.__dict__["_workspace"]["cols"].shape == (3, 9, 8, 18, 18)
+    # copies start without it; to() and eval() drop it
+    assert "_workspace" not in copy.deepcopy(conv).__dict__
+    conv.eval()
+    assert "_workspace" not in conv.__dict__

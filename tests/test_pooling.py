@@ -91,6 +91,36 @@ def test_maxpool_tie_rule_without_torch(backend):
     np.testing.assert_array_equal(dx[0, 0], [[0.0, 1.0], [0.0, 0.0]])
 
 
+def test_maxpool_backward_keeps_non_finite_dy_out_of_the_other_positions(backend):
+    # NumPy multiplies dy by the arg-max mask when dy is finite (_backend.mask_multiplies);
+    # an inf or NaN in dy must still reach only its window's maximum (inf * 0 is NaN).
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    dy = np.array([[[[np.inf, -1.0], [np.nan, 2.0]]]])
+    pool = MaxPool2d(2)
+    pool(backend.asarray(x, dtype="float64"))
+    dx = backend.to_numpy(pool.backward(backend.asarray(dy, dtype="float64")))
+    expected = np.zeros((4, 4))
+    expected[1, 1], expected[1, 3], expected[3, 1], expected[3, 3] = np.inf, -1.0, np.nan, 2.0
+    np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+def test_maxpool_fast_paths_match_the_general_ones():
+    """The NumPy shortcuts (arithmetic arg-max update, mask products, col2im into views)
+    give the numbers of the portable path run on array-api-strict."""
+    from xpnet.testing import get_backend
+
+    strict = get_backend("array_api_strict")
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal((2, 3, 7, 8)), 1)  # rounded: many ties
+    for make in (lambda: MaxPool2d(2), lambda: MaxPool2d(3, 2, 1), lambda: MaxPool2d(2, 1, dilation=2)):
+        got, ref = make(), make()
+        y = got(x)
+        dy_k = rng.standard_normal(y.shape)
+        yr = ref(strict.asarray(x, dtype="float64"))
+        np.testing.assert_array_equal(y, strict.to_numpy(yr))
+        np.testing.assert_array_equal(got.backward(dy_k), strict.to_numpy(ref.backward(strict.asarray(dy_k, dtype="float64"))))
+
+
 @pytest.mark.parametrize(
     "layer",
     [MaxPool2d(3, 2, 1), AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), AdaptiveAvgPool2d((2, 3))],

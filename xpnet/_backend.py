@@ -532,6 +532,17 @@ def astype_function(x: Array, xp: Namespace) -> Any:
     return np.ndarray.astype if type(x) is np.ndarray else xp.astype
 
 
+def mask_multiplies(x: Array) -> bool:
+    """Whether ``x * mask`` may stand for ``where(mask, x, 0)`` in a sum of such parts.
+
+    True for a finite floating NumPy ``x``: NumPy's ``where`` on a data-dependent mask
+    costs ~4 ns per element, 20x a multiply. The products are the same numbers (``x·1 =
+    x``, ``x·0 = ±0``, and a -0 added to the +0 a sum starts from is +0); an inf or NaN
+    would make ``x·0`` NaN, hence the check (one pass, no device sync on NumPy).
+    """
+    return type(x) is np.ndarray and x.dtype.kind == "f" and bool(np.isfinite(x).all())
+
+
 def supports_inplace(x: Array) -> bool:
     """True when ``x`` may be updated in place (``x -= y``); False for JAX and read-only arrays."""
     if type(x) is np.ndarray:  # the per-step case: 50 ns instead of 350 ns

@@ -292,7 +292,9 @@ class Module:
 
     #: Per-process caches kept in a module's ``__dict__`` (rebuilt on demand); a copy or
     #: a pickle leaves them out (the chain's plan holds the array namespace, a module).
-    _TRANSIENT = frozenset({"_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache", "_sigmoid_consts"})
+    _TRANSIENT = frozenset({
+        "_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache", "_sigmoid_consts", "_workspace",
+    })
 
     def __getstate__(self) -> dict[str, Any]:
         """The state ``copy.deepcopy`` and ``pickle`` save: no caches, no stored passes
@@ -335,9 +337,11 @@ class Module:
         return saved.pop()
 
     def clear_saved(self) -> None:
-        """Forget every stored forward pass of this module (not of its children)."""
+        """Forget every stored forward pass of this module (not of its children), and the
+        buffers it reuses between passes (``model.to()`` and ``eval()`` call this)."""
         self.__dict__["_saved"].clear()
         self.__dict__["_saved_dropped"] = False
+        self.__dict__.pop("_workspace", None)
 
     def _missing_cache(self) -> RuntimeError:
         if self.__dict__.get("_saved_dropped"):

@@ -9,6 +9,7 @@ pixels in Python: the loops below run over the ``kH·kW`` kernel taps only.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -107,6 +108,46 @@ def _taps(xpad: Array, taps: list[tuple[slice, slice]]) -> list[Array]:
     return [xpad[..., hs, ws] for hs, ws in taps]
 
 
+def _stack_taps(xpad: Array, taps: list[tuple[slice, slice]], out: Array | None, *, xp: Any) -> Array:
+    """The taps stacked on a new axis 1, ``(C, kH·kW, *xpad.shape[1:-2], H_out, W_out)``:
+    into ``out`` (a buffer of that shape, :func:`_workspace`) if given, else a new array."""
+    if out is None:
+        return xp.stack(_taps(xpad, taps), axis=1)
+    for t, (hs, ws) in enumerate(taps):
+        out[:, t] = xpad[..., hs, ws]
+    return out
+
+
+# ------------------------------------------------------------------ reused buffers
+#
+# A LeNet step allocates several MB of im2col columns per convolution; on NumPy every
+# fresh array above glibc's mmap threshold (128 KiB) maps new pages that fault in on
+# first write, and in a whole step (many large arrays alive at once) that made each
+# convolution 2-3x slower than the same call run on its own (docs/performance.md,
+# "Convolution"). As Sequential's chain does for its activations, the spatial layers
+# keep such temporaries in buffers of their own and reuse them on the next call:
+# only on NumPy (_backend.reuses_buffers: CuPy allocates from a pool), only for arrays
+# that nobody outside the layer can hold, and for a saved one (the columns) only while
+# no earlier pass of the layer is still waiting for its backward.
+
+#: Arrays of fewer bytes are allocated as usual (the heap serves them without faults).
+WORKSPACE_MIN_BYTES = 131072
+
+
+def _workspace(module: Any, key: str, shape: tuple[int, ...], like: Array, *, xp: Any) -> Array | None:
+    """The buffer ``key`` of ``shape`` and ``like``'s dtype kept on ``module``, or None
+    where a fresh array is better (another backend, a small array)."""
+    if not _backend.reuses_buffers(xp) or math.prod(shape) * like.dtype.itemsize < WORKSPACE_MIN_BYTES:
+        return None
+    buffers = module.__dict__.get("_workspace")
+    if buffers is None:
+        buffers = module.__dict__["_workspace"] = {}
+    buf = buffers.get(key)
+    if buf is None or buf.shape != shape or buf.dtype != like.dtype:
+        buf = buffers[key] = xp.empty(shape, dtype=like.dtype, device=_backend.device_of(like))
+    return buf
+
+
 def _col2im(parts: Sequence[Array], taps: list[tuple[slice, slice]], padded: Pair, *, xp: Any) -> Array:
     """Add each tap's gradient back where its slice was read from (the adjoint of :func:`_taps`).
 
@@ -116,6 +157,14 @@ def _col2im(parts: Sequence[Array], taps: list[tuple[slice, slice]], padded: Pai
     first = parts[0]
     lead = tuple(first.shape[:-2])
     dx = xp.zeros((*lead, *padded), dtype=first.dtype, device=_backend.device_of(first))
+    xp_out = _backend.out_namespace(dx)
+    if xp_out is not None:
+        # Add into the slice's view: `dx[idx] += part` would also assign the sum back
+        # over itself (a second copy of every tap).
+        for (hs, ws), part in zip(taps, parts):
+            view = dx[..., hs, ws]
+            xp_out.add(view, part, out=view)
+        return dx
     if _backend.supports_inplace(dx):
         for (hs, ws), part in zip(taps, parts):
             dx[..., hs, ws] += part

@@ -16,9 +16,10 @@ from ._spatial import (
     _out_size,
     _pad2d,
     _pair,
+    _stack_taps,
     _tap_slices,
-    _taps,
     _too_small,
+    _workspace,
 )
 from ._util import _host_param, _like
 
@@ -178,7 +179,11 @@ class Conv2d(Module):
         xpad = _pad2d(xp.permute_dims(x, (1, 0, 2, 3)), self._pads, 0.0, xp=xp)
         g, o = self.groups, self.out_channels
         k = (c // g) * len(taps)
-        cols = xp.stack(_taps(xpad, taps), axis=1)
+        # The columns go into the layer's buffer when no earlier pass still holds it
+        # (_spatial._workspace); the stacked copy itself is the same either way.
+        shape = (c, len(taps), n, ho, wo)
+        buf = None if self.__dict__["_saved"] else _workspace(self, "cols", shape, x, xp=xp)
+        cols = _stack_taps(xpad, taps, buf, xp=xp)
         if g == 1:
             cols = xp.reshape(cols, (k, n * ho * wo))
             y = xp.reshape(w, (o, k)) @ cols
@@ -222,7 +227,10 @@ class Conv2d(Module):
             return None
         k = cols.shape[-2]
         if g == 1:
-            dcols = xp.matrix_transpose(xp.reshape(weight.data, (o, k))) @ d2
+            wt = xp.matrix_transpose(xp.reshape(weight.data, (o, k)))
+            # dX_col only feeds the col2im below: a buffer of the layer's own.
+            buf = _workspace(self, "dcols", (k, m), d2, xp=xp)
+            dcols = wt @ d2 if buf is None else _backend.matmul_out(type(d2))(wt, d2, out=buf)
         else:
             wg = xp.reshape(weight.data, (g, o // g, k))
             dcols = xp.matrix_transpose(wg) @ xp.reshape(d2, (g, o // g, m))
