@@ -354,8 +354,14 @@ def test_sequential_fused_chain_runs_a_subclass_override_and_shows_its_source():
                  Linear(5, 3, generator=2)],
         lambda: [Linear(4, 6, generator=0), Tanh(), ReLU(), Linear(6, 3, generator=1), Tanh()],
         lambda: [xpnet.Sigmoid(), Linear(4, 3, generator=0), xpnet.GELU(), ReLU()],
+        # identities (Dropout with p=0) pass arrays on as they are: the caller's input,
+        # the model output and the caller's dy must still never be written
+        lambda: [Linear(4, 6, generator=0), Tanh(), Linear(6, 3, generator=1), Tanh(), Dropout(0.0)],
+        lambda: [Dropout(0.0), xpnet.Sigmoid(), Linear(4, 3, generator=0), ReLU(), Dropout(0.0)],
+        lambda: [Linear(4, 6, generator=0), xpnet.Sigmoid(), Dropout(0.0), Tanh(), Linear(6, 3, generator=1)],
     ],
-    ids=["linear-last", "activation-pairs", "activation-first"],
+    ids=["linear-last", "activation-pairs", "activation-first", "identity-last", "identity-first",
+         "identity-between"],
 )
 def test_sequential_chain_buffers_never_overwrite_what_the_caller_holds(layers):
     # NumPy reuses buffers across passes (backend-specific path): the output and dx a
@@ -388,6 +394,41 @@ def test_sequential_chain_buffers_never_overwrite_what_the_caller_holds(layers):
     rd2 = ref.backward(dys[1])
     for a, b in ((o1, r1), (o2, r2), (d1, rd1), (d2, rd2)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("buffers", [False, True], ids=["fused", "buffers"])
+@pytest.mark.parametrize("params_only", [False, True])
+def test_sequential_chain_with_dropout_draws_the_per_layer_masks(backend, params_only, buffers):
+    """Dropout is chainable: the chain draws the same masks from the same generators as
+    the per-layer path, and gives the same numbers; in eval mode it is the identity."""
+
+    def net():
+        return backend.move(Sequential(
+            Dropout(0.2, generator=7), Linear(4, 6, generator=0), ReLU(), Dropout(0.5, generator=8),
+            Linear(6, 5, generator=1), Tanh(), Dropout(0.0), Linear(5, 3, generator=2),
+        ), dtype="float64")
+
+    rng = np.random.default_rng(13)
+    x = backend.asarray(rng.standard_normal((9, 4)), dtype="float64")
+    dy = backend.asarray(rng.standard_normal((9, 3)), dtype="float64")
+    chained, ref = net(), net()
+    if buffers:
+        chained.chain_buffer_min_bytes = 0
+    assert chained._chain(x) is not None
+    for _ in range(2):  # successive masks differ, and still match
+        ref_out, ref_dx, ref_grads = _per_layer(ref, x, dy, params_only)
+        chained.zero_grad()
+        out = chained(x)
+        dx = chained.backward_params(dy) if params_only else chained.backward(dy)
+        np.testing.assert_array_equal(backend.to_numpy(out), backend.to_numpy(ref_out))
+        if not params_only:
+            np.testing.assert_array_equal(backend.to_numpy(dx), backend.to_numpy(ref_dx))
+        for p, g in zip(chained.parameters(), ref_grads):
+            np.testing.assert_array_equal(backend.to_numpy(p.grad), backend.to_numpy(g))
+    chained.eval()
+    ref.eval()
+    assert chained._chain(x) is not None
+    np.testing.assert_array_equal(backend.to_numpy(chained(x)), backend.to_numpy(ref(x)))
 
 
 def test_sequential_chain_errors_are_the_layers_own():

@@ -77,8 +77,15 @@ class Sequential(Module):
             # the workspace only while no earlier pass is still waiting for its backward.
             ws = self._workspace() if not self.__dict__["_saved"] else None
             layers = chain.layers
+            own = False  # x was made in this pass and no context keeps it
             for k, layer in enumerate(layers):
-                x, ctx = layer._kernel_forward(x, xp, self._forward_out(chain, k, x, n, ws))
+                out = self._forward_out(chain, k, x, n, ws, own)
+                y, ctx = layer._kernel_forward(x, xp, out)
+                # A new result (or x overwritten in place) is this pass's own unless the
+                # layer keeps it; an identity (Dropout in eval mode) passes x on as it is.
+                if y is not x or out is not None:
+                    own = not layer._ctx_holds_output
+                x = y
                 ctxs.append(ctx)
         self.save_for_backward((chain, ctxs, x, False))
         return x
@@ -161,7 +168,7 @@ class Sequential(Module):
         if fused:
             return chain.fused.backward(dy, ctxs) if need_dx else chain.fused.backward_params(dy, ctxs)
         if out.ndim == 2:  # the forward took the buffered path
-            return self._chain_backward_buffered(dy, chain, ctxs, out.shape[0], need_dx)
+            return self._chain_backward_buffered(dy, chain, ctxs, out, need_dx)
         xp, backwards = chain.xp, chain.backwards
         stop = -1 if need_dx else chain.first_param  # the layer that needs no dx
         for k in chain.down:
@@ -171,23 +178,30 @@ class Sequential(Module):
             dy = backwards[k](dy, ctxs[k], xp, True)
         return dy
 
-    def _chain_backward_buffered(self, dy: Array, chain: _Chain, ctxs: list[Any], n: int, need_dx: bool) -> Array | None:
+    def _chain_backward_buffered(self, dy: Array, chain: _Chain, ctxs: list[Any], out: Array,
+                                 need_dx: bool) -> Array | None:
         layers, first_param, xp = chain.layers, chain.first_param, chain.xp
         stop = 0 if need_dx else first_param
-        last = len(layers) - 1
+        n = out.shape[0]
         ws = self._workspace()
-        for k in range(last, stop - 1, -1):
+        own = False  # dy was made by this backward (the caller's dy is never written)
+        for k in range(len(layers) - 1, stop - 1, -1):
             layer = layers[k]
             buf = None
-            if k < last and layer._kernel_inplace and n * dy.shape[-1] * chain.itemsize >= self.chain_buffer_min_bytes:
-                # dy was made by layer k+1 and the output kept in ctxs[k] was last read
-                # by it: both are this chain's own, so the backward overwrites them.
+            if own and layer._kernel_inplace and n * dy.shape[-1] * chain.itemsize >= self.chain_buffer_min_bytes:
+                # dy is this backward's own: a later layer made it, so that layer also
+                # made a new output in the forward, and the output kept in ctxs[k] is
+                # not the model output returned to the caller (only identities, such as
+                # Dropout with p=0, pass arrays on unchanged, both ways). It was last
+                # read by that layer: the backward overwrites both.
                 buf = dy
             elif k > first_param and type(layer) is Linear:
                 # (The first Linear's dx is, through in-place activations before it,
                 # the dx returned to the caller: never a reused buffer.)
                 buf = self._buffer(ws, ("dx", k), (n, layer.in_features), dy, chain.itemsize)
-            dy = layer._kernel_backward(dy, ctxs[k], xp, need_dx or k > stop, buf)
+            dx = layer._kernel_backward(dy, ctxs[k], xp, need_dx or k > stop, buf)
+            own = own or dx is not dy  # (an identity's backward passes dy on as it is)
+            dy = dx
         return dy if need_dx else None
 
     # ------------------------------------------------------------------ chain buffers
@@ -227,18 +241,16 @@ class Sequential(Module):
             ws = self.__dict__["_chain_workspace"] = {}
         return ws
 
-    def _forward_out(self, chain: _Chain, k: int, x: Array, n: int, ws: dict[Any, Array] | None) -> Array | None:
+    def _forward_out(self, chain: _Chain, k: int, x: Array, n: int, ws: dict[Any, Array] | None,
+                     own: bool) -> Array | None:
         layers = chain.layers
         layer = layers[k]
         if type(layer) is Linear:
             if ws is None or k >= chain.last_linear:
                 return None
             return self._buffer(ws, ("z", k), (n, layer.out_features), x, chain.itemsize)
-        if (
-            k > 0 and layer._kernel_inplace and not layers[k - 1]._ctx_holds_output
-            and n * x.shape[-1] * chain.itemsize >= self.chain_buffer_min_bytes
-        ):
-            return x  # made by layer k-1 in this pass and kept by nobody
+        if own and layer._kernel_inplace and n * x.shape[-1] * chain.itemsize >= self.chain_buffer_min_bytes:
+            return x  # made in this pass and kept by nobody
         return None
 
     def _buffer(self, ws: dict[Any, Array], key: Any, shape: tuple[int, int], like: Array,

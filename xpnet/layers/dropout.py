@@ -44,21 +44,28 @@ class Dropout(Module):
         # Resolve an int seed once: resolving it per call reseeds and repeats the mask.
         self._generator = None if generator is None else resolve_generator(generator)
 
+    # Chainable (Module._chainable): a Sequential of Linear, activations and Dropout
+    # still runs as one chain. In eval mode, and with p = 0, the output is the input
+    # itself; the chain's in-place buffers follow which arrays it made (containers.py).
+    _chainable = True
+
     def forward(self, x: Array) -> Array:
-        xp = _backend.namespace_of(x)
-        if not self.training:
-            return x
-        if self.p == 0.0:
-            self.save_for_backward(None)
-            return x
+        y, mask = self._kernel_forward(x, _backend.namespace_of(x))
+        self.save_for_backward(mask)  # (nothing in eval mode)
+        return y
+
+    def backward(self, dy: Array) -> Array:
+        return self._kernel_backward(dy, self.pop_saved(), None, True)
+
+    def _kernel_forward(self, x: Array, xp: Any, out: Array | None = None) -> tuple[Array, Array | None]:
+        if not self.training or self.p == 0.0:
+            return x, None
         keep = resolve_generator(self._generator).random(tuple(x.shape)) >= self.p
         scale = (keep / (1.0 - self.p)).astype(_backend.dtype_name(x.dtype))
         mask = _backend.asarray(scale, xp, device=_backend.device_of(x))
-        self.save_for_backward(mask)
-        return x * mask
+        return x * mask, mask
 
-    def backward(self, dy: Array) -> Array:
-        mask = self.pop_saved()
+    def _kernel_backward(self, dy: Array, mask: Array | None, xp: Any, need_dx: bool, out: Array | None = None) -> Array:
         return dy if mask is None else dy * mask
 
     def extra_repr(self) -> str:
