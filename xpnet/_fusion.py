@@ -39,8 +39,10 @@ class KernelSource:
     Each line is a ``str.format`` template. ``{x}`` and ``{y}`` are the forward's input
     and output, ``{dy}`` and ``{dx}`` the backward's; ``{ones}`` is a ``ones(N)`` vector
     of the batch (for ``db = 1ᵀ δ``). Any other field is either a name of ``consts``
-    (bound as a global of the generated function) or a local variable of the forward; the
-    backward may read ``x``, ``y`` and the locals named in ``saves``.
+    (bound as a global of the generated function) or a local variable; every such name
+    gets the layer's index appended, so layers never clash, and every name in the lines
+    is a field. The backward may read ``x``, ``y`` and the forward's locals named in
+    ``saves``.
 
     Attributes
     ----------
@@ -155,10 +157,10 @@ class _Generator:
             for cname, value in s.consts.items():
                 self.consts[f"{cname}_{k}"] = value
 
-    def _fields(self, k: int, grad: str = "d") -> dict[str, str]:
-        s = self.sources[k]
-        f = {name: f"{name}_{k}" for name in _field_names(s)}
-        f.update(x=self.value[k], y=self.value[k + 1], dy=grad, dx=grad, ones="ones")
+    def _fields(self, k: int) -> dict[str, str]:
+        # Every gradient is named d: each backward line block ends by rebinding it.
+        f = {name: f"{name}_{k}" for name in _field_names(self.sources[k])}
+        f.update(x=self.value[k], y=self.value[k + 1], dy="d", dx="d", ones="ones")
         return f
 
     def forward(self) -> list[str]:

@@ -20,13 +20,14 @@ def _grad_product_source(p: str, a: str, b: str) -> list[str]:
     """``_grad_product(p, a, b)`` as source, with its common case inlined: after
     ``zero_grad``, the product written into the gradient buffer checked at an earlier
     step (the condition is :func:`~xpnet.layers._util._grad_product`'s own)."""
+    p, o = f"{{{p}}}", "{out}"  # the parameter's field, and a local for its _grad_out
     return [
-        f"if {{{p}}}.requires_grad:",
-        f"    o = {{{p}}}._grad_out",
-        f"    if o is not None and {{{p}}}.grad is None and o[0] is {{{p}}}.data and o[1] is {{{p}}}.grad_buffer:",
-        f"        {{{p}}}.grad = o[2]({a}, {b}, out=o[1])",
+        f"if {p}.requires_grad:",
+        f"    {o} = {p}._grad_out",
+        f"    if {o} is not None and {p}.grad is None and {o}[0] is {p}.data and {o}[1] is {p}.grad_buffer:",
+        f"        {p}.grad = {o}[2]({a}, {b}, out={o}[1])",
         "    else:",
-        f"        {{gp}}({{{p}}}, {a}, {b})",
+        f"        {{gp}}({p}, {a}, {b})",
     ]
 
 
