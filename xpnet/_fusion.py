@@ -156,17 +156,17 @@ class _Generator:
             self.saved += [f"{local}_{k}" for local in s.saves if local not in ("x", "y")]
             for cname, value in s.consts.items():
                 self.consts[f"{cname}_{k}"] = value
-
-    def _fields(self, k: int) -> dict[str, str]:
-        # Every gradient is named d: each backward line block ends by rebinding it.
-        f = {name: f"{name}_{k}" for name in _field_names(self.sources[k])}
-        f.update(x=self.value[k], y=self.value[k + 1], dy="d", dx="d", ones="ones")
-        return f
+        # Each layer's names: every gradient is d (each backward block ends by rebinding it).
+        self.fields = [
+            {**{name: f"{name}_{k}" for name in _field_names((*s.forward, *s.backward, *s.backward_params))},
+             "x": self.value[k], "y": self.value[k + 1], "dy": "d", "dx": "d", "ones": "ones"}
+            for k, s in enumerate(self.sources)
+        ]
 
     def forward(self) -> list[str]:
         lines = [f"def forward({self.value[0]}):"]
         for k, s in enumerate(self.sources):
-            lines += ["    " + line.format_map(self._fields(k)) for line in s.forward]
+            lines += ["    " + line.format_map(self.fields[k]) for line in s.forward]
         lines.append(f"    return {self.value[-1]}, ({''.join(v + ', ' for v in self.saved)})")
         return lines
 
@@ -186,16 +186,18 @@ class _Generator:
         for k in range(len(self.sources) - 1, stop - 1, -1):
             s = self.sources[k]
             body = s.backward if need_dx or k > stop else s.backward_params
-            lines += ["    " + line.format_map(self._fields(k)) for line in body]
+            lines += ["    " + line.format_map(self.fields[k]) for line in body]
         lines.append("    return d" if need_dx else "    return None")
         return lines
 
 
-def _field_names(s: KernelSource) -> set[str]:
-    """The format fields of a source's lines other than the reserved ones."""
+@lru_cache(maxsize=256)
+def _field_names(lines: tuple[str, ...]) -> frozenset[str]:
+    """The format fields of a source's lines other than the reserved ones (cached: a plan
+    is rebuilt on every train/eval switch, and parsing is most of its cost)."""
     names = set()
-    for line in (*s.forward, *s.backward, *s.backward_params):
+    for line in lines:
         for _, fname, _, _ in _FORMATTER.parse(line):
             if fname:
                 names.add(fname)
-    return names - {"x", "y", "dy", "dx", "ones"}
+    return frozenset(names - {"x", "y", "dy", "dx", "ones"})
