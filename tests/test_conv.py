@@ -253,8 +253,8 @@ def test_conv_reused_columns_never_change_a_pending_pass():
         want_dx, want_dw = reference(x, dy)
         np.testing.assert_array_equal(dx, want_dx)
         np.testing.assert_array_equal(conv.weight.grad, want_dw)
-    assert conv.__dict__["_workspace"]["cols"].shape == (3, 9, 8, 18, 18)
+    assert conv.__dict__["_xpnet_buffers"]["cols"].shape == (3, 9, 8, 18, 18)
     # copies start without it; to() and eval() drop it
-    assert "_workspace" not in copy.deepcopy(conv).__dict__
+    assert "_xpnet_buffers" not in copy.deepcopy(conv).__dict__
     conv.eval()
-    assert "_workspace" not in conv.__dict__
+    assert "_xpnet_buffers" not in conv.__dict__

@@ -431,6 +431,34 @@ def test_sequential_chain_with_dropout_draws_the_per_layer_masks(backend, params
     np.testing.assert_array_equal(backend.to_numpy(chained(x)), backend.to_numpy(ref(x)))
 
 
+def test_sequential_chain_buffers_spare_an_input_kept_by_an_identity():
+    """A chainable layer that returns its input and keeps it (``_ctx_holds_output``) must
+    not have that array overwritten by the next layer's in-place forward."""
+
+    class KeepSquare(xpnet.Module):  # y = x, dx = dy * y: keeps y = x
+        _chainable = True
+        _ctx_holds_output = True
+
+        def _kernel_forward(self, x, xp, out=None):
+            return x, x
+
+        def _kernel_backward(self, dy, y, xp, need_dx, out=None):
+            return dy * y
+
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((40, 8))
+    dy = rng.standard_normal((40, 3))
+    nets = [Sequential(Linear(8, 6, generator=0), KeepSquare(), ReLU(), Linear(6, 3, generator=1)) for _ in range(2)]
+    nets[0].chain_buffer_min_bytes = 0  # in-place forwards and backwards wherever allowed
+    nets[1].chain_buffer_min_bytes = 10**12
+    dxs = []
+    for net in nets:
+        net.to(dtype="float64")
+        net(x)
+        dxs.append(net.backward(dy))
+    np.testing.assert_array_equal(dxs[0], dxs[1])
+
+
 def test_sequential_chain_errors_are_the_layers_own():
     net = _chain_net()
     x = np.ones((2, 4), np.float32)
@@ -502,3 +530,11 @@ def test_sequential_subclass_with_its_own_forward_still_backpropagates():
     out = net(np.ones((2, 3), np.float32))
     dx = net.backward(np.ones_like(out))
     assert dx.shape == (2, 3) and net[0].weight.grad is not None
+
+
+def test_sequential_renamed_buffer_threshold_says_so():
+    net = Sequential(Linear(2, 3))
+    with pytest.raises(AttributeError, match=r"replaced by chain_buffer_min_bytes"):
+        net.chain_buffer_min_size = 0
+    with pytest.raises(AttributeError, match=r"chain_buffer_min_bytes = 2\*\*62"):
+        net.chain_buffer_min_size  # noqa: B018

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import xpnet
@@ -55,3 +56,18 @@ def test_summary_errors():
         xpnet.summary(xpnet.models.mlp([2, 3]), ())
     with pytest.raises(ValueError):
         xpnet.summary(xpnet.models.mlp([2, 3]), (1, 5))  # the model's own shape error
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_summary_shows_the_shapes_of_a_chained_mlp(mode):
+    # Sequential runs Linear, activations and Dropout as one chain of kernels; the summary
+    # still sees every layer's output, whatever mode the model was in and stays in.
+    net = xpnet.Sequential(xpnet.Linear(4, 8), xpnet.ReLU(), xpnet.Dropout(0.5), xpnet.Linear(8, 2))
+    getattr(net, mode)()
+    x = np.ones((3, 4), np.float32)
+    net(x)  # the chain's plan exists before the summary
+    rep = xpnet.summary(net, (1, 4))
+    assert [row.output_shape for row in rep.rows] == [(1, 8), (1, 8), (1, 8), (1, 2)]
+    assert net.training is (mode == "train")
+    assert net._chain(x) is not None  # and afterwards the chain runs again
+    assert all("forward" not in m.__dict__ for m in net.modules())

@@ -119,6 +119,9 @@ def fuse(sources: Sequence[KernelSource], first_param: int, chain: Any, name: st
          *gen.backward(first_param, need_dx=False), ""]
     )
     code = _compile(src, name)
+    # Tracebacks and inspect read generated code through linecache (registered again
+    # here: the compiled code is cached, and linecache.clearcache() empties the cache).
+    linecache.cache[code.co_filename] = (len(src), None, src.splitlines(True), code.co_filename)
     env: dict[str, Any] = {"__builtins__": __builtins__, "_chain": chain, **gen.consts}
     exec(code, env)  # noqa: S102 - our own generated source (see the module docstring)
     return FusedChain(env["forward"], env["backward"], env["backward_params"], src)
@@ -128,10 +131,7 @@ def fuse(sources: Sequence[KernelSource], first_param: int, chain: Any, name: st
 def _compile(src: str, name: str) -> types.CodeType:
     """Compile generated source once (a plan rebuilt for new weights reuses the code)."""
     digest = hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()[:12]
-    filename = f"<xpnet fused {name} {digest}>"
-    # Tracebacks and inspect read generated code through linecache.
-    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    return compile(src, filename, "exec")
+    return compile(src, f"<xpnet fused {name} {digest}>", "exec")
 
 
 class _Generator:

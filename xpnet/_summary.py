@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import _backend
+from . import module as _module
 from .module import Module
 
 __all__ = ["summary", "ModelSummary", "SummaryRow"]
@@ -138,6 +139,9 @@ def summary(model: Module, input_shape: Sequence[int], *, dtype: Any = None) -> 
         m.__dict__["forward"] = recording
         patched.append(m)
     flags = [(m, m.training) for m in model.modules()]
+    # Containers plan again and see the recorders (Sequential's chain would call the
+    # layers' kernels, not their forward).
+    _module._structure_changed()
     try:
         model.eval()
         y = model(x)
@@ -146,6 +150,7 @@ def summary(model: Module, input_shape: Sequence[int], *, dtype: Any = None) -> 
             m.__dict__.pop("forward", None)
         for m, was in flags:
             m.training = was
+        _module._structure_changed()  # the recorders are gone and the modes restored
 
     rep = ModelSummary(type(model).__name__, shape, tuple(int(s) for s in y.shape))
     for name, m in model.named_modules():

@@ -293,7 +293,7 @@ class Module:
     #: Per-process caches kept in a module's ``__dict__`` (rebuilt on demand); a copy or
     #: a pickle leaves them out (the chain's plan holds the array namespace, a module).
     _TRANSIENT = frozenset({
-        "_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache", "_sigmoid_consts", "_workspace",
+        "_chain_plan", "_chain_workspace", "_parameter_cache", "_ones_cache", "_sigmoid_consts", "_xpnet_buffers",
     })
 
     def __getstate__(self) -> dict[str, Any]:
@@ -341,7 +341,7 @@ class Module:
         buffers it reuses between passes (``model.to()`` and ``eval()`` call this)."""
         self.__dict__["_saved"].clear()
         self.__dict__["_saved_dropped"] = False
-        self.__dict__.pop("_workspace", None)
+        self.__dict__.pop("_xpnet_buffers", None)
 
     def _missing_cache(self) -> RuntimeError:
         if self.__dict__.get("_saved_dropped"):

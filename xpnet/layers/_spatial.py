@@ -139,9 +139,9 @@ def _workspace(module: Any, key: str, shape: tuple[int, ...], like: Array, *, xp
     where a fresh array is better (another backend, a small array)."""
     if not _backend.reuses_buffers(xp) or math.prod(shape) * like.dtype.itemsize < WORKSPACE_MIN_BYTES:
         return None
-    buffers = module.__dict__.get("_workspace")
+    buffers = module.__dict__.get("_xpnet_buffers")  # (a name no user module would pick)
     if buffers is None:
-        buffers = module.__dict__["_workspace"] = {}
+        buffers = module.__dict__["_xpnet_buffers"] = {}
     buf = buffers.get(key)
     if buf is None or buf.shape != shape or buf.dtype != like.dtype:
         buf = buffers[key] = xp.empty(shape, dtype=like.dtype, device=_backend.device_of(like))

@@ -14,6 +14,12 @@ from .linear import Linear
 
 __all__ = ["Sequential", "Residual"]
 
+_MIN_SIZE_RENAMED = (
+    "Sequential.chain_buffer_min_size (elements) was replaced by chain_buffer_min_bytes "
+    "(bytes of the widest layer's arrays, default 131072). Hint: model.chain_buffer_min_bytes "
+    "= 2**62 turns the reused buffers off, 0 uses them for every size"
+)
+
 Array = Any
 
 
@@ -82,9 +88,12 @@ class Sequential(Module):
                 out = self._forward_out(chain, k, x, n, ws, own)
                 y, ctx = layer._kernel_forward(x, xp, out)
                 # A new result (or x overwritten in place) is this pass's own unless the
-                # layer keeps it; an identity (Dropout in eval mode) passes x on as it is.
+                # layer keeps it; an identity (Dropout in eval mode) passes x on as it is,
+                # and no longer ours if it keeps it.
                 if y is not x or out is not None:
                     own = not layer._ctx_holds_output
+                elif layer._ctx_holds_output:
+                    own = False
                 x = y
                 ctxs.append(ctx)
         self.save_for_backward((chain, ctxs, x, False))
@@ -230,6 +239,15 @@ class Sequential(Module):
     #: buffered; at batch 256, 128 KiB, 2.7x fresh, 1.17x buffered.)
     chain_buffer_min_bytes: int = 131072
 
+    @property
+    def chain_buffer_min_size(self) -> int:
+        """Removed: the threshold is in bytes now (:attr:`chain_buffer_min_bytes`)."""
+        raise AttributeError(_MIN_SIZE_RENAMED)
+
+    @chain_buffer_min_size.setter
+    def chain_buffer_min_size(self, value: int) -> None:
+        raise AttributeError(_MIN_SIZE_RENAMED)
+
     def clear_saved(self) -> None:
         """Forget the stored passes, and the chain's reusable buffers with them."""
         super().clear_saved()
@@ -288,8 +306,10 @@ class _Chain:
         self.version = _module._structure_version
         self.layers: tuple[Module, ...] | None = None
         layers = seq._layers
-        if not layers or any(not m._chainable or m.training != seq.training for m in layers):
-            return
+        if not layers or any(
+            not m._chainable or m.training != seq.training or "forward" in m.__dict__ for m in layers
+        ):
+            return  # (a forward replaced on the instance, a spy or a recorder, must be called)
         linears = [m for m in layers if m._parameters]
         if not linears or any(type(m) is not Linear for m in linears):
             return
