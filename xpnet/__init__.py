@@ -12,7 +12,7 @@ The public API follows PyTorch's names and layouts::
 
 from __future__ import annotations
 
-from . import callbacks, data, distributed, functional, init, metrics, optim, testing
+from . import callbacks, data, distributed, functional, init, metrics, optim
 from ._backend import asarray, backend_name, get_namespace, namespace_of, to_numpy
 from ._summary import ModelSummary, summary
 from .activations import (
@@ -180,3 +180,14 @@ __all__ = [
     "testing",
     "to_numpy",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # xpnet.testing (check_layer, gradcheck, the parity toolkit) is for tests and the
+    # parity CLI: imported on first use, not by every `import xpnet` (~20 ms of a
+    # training run's start-up).
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'xpnet' has no attribute {name!r}")
